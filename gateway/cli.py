@@ -1,0 +1,123 @@
+"""The ``tthc`` command (also ``python -m gateway``).
+
+``main()`` only parses arguments, loads settings and runs; every command lives in its
+own module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import aiohttp
+
+from gateway import __version__
+from gateway.errors import ConfigError
+from gateway.logs import configure as configure_logging
+from gateway.settings import Settings
+from gateway.signing import signed_headers
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tthc", description="tthc-gateway operations")
+    parser.add_argument("--version", action="version", version=f"tthc-gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the HTTP service (needs a migrated database)")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+
+    demo = sub.add_parser("demo", help="everything on one machine with sample traffic")
+    demo.add_argument("--dossiers", type=int, default=12, help="sample dossiers to post")
+    demo.add_argument("--delay", type=float, default=0.15, help="seconds between events")
+    demo.add_argument("--exit", action="store_true", help="stop after posting (no serving)")
+
+    phones = sub.add_parser("phones", help="normalise phone numbers (one per line)", add_help=False)
+    phones.add_argument("args", nargs=argparse.REMAINDER)
+
+    get = sub.add_parser("get", help="signed GET against a gateway, printed as JSON")
+    get.add_argument("path", help="e.g. /v1/dossiers/000.00.12.H19-240401-0001")
+    get.add_argument("--url", help="gateway base URL (default from HTTP_HOST/HTTP_PORT)")
+    get.add_argument("--source", help="source id (default: first of EVENT_SOURCES)")
+    get.add_argument("--secret", help="its secret (default: from EVENT_SOURCES)")
+    return parser
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"tthc: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def _serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from gateway.http.app import create_app
+
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.http_host,
+            port=settings.http_port,
+            access_log=None,
+            print=lambda msg: print(msg, file=sys.stderr),
+        )
+    except ConfigError as exc:
+        print(f"tthc: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from gateway.storage import migrate
+
+    migrate.upgrade(settings.database_url)
+    print(f"database is at revision {migrate.head_revision()}", file=sys.stderr)
+    return 0
+
+
+async def _get(
+    settings: Settings, path: str, url: str | None, source: str | None, secret: str | None
+) -> int:
+    base = url or f"http://{settings.http_host}:{settings.http_port}"
+    if source is None:
+        if not settings.event_sources:
+            print("tthc: give --source/--secret or set EVENT_SOURCES", file=sys.stderr)
+            return 2
+        source = next(iter(settings.event_sources))
+    secret = secret or settings.event_sources.get(source)
+    if not secret:
+        print(f"tthc: no secret for source {source!r}", file=sys.stderr)
+        return 2
+    headers = signed_headers(source, secret, b"", time.time())
+    async with aiohttp.ClientSession(base) as session, session.get(path, headers=headers) as r:
+        body = await r.json(content_type=None)
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return 0 if r.status < 400 else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "phones":
+        from gateway import phones_cli
+
+        return phones_cli.main(list(args.args))
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "migrate":
+        return _migrate(settings)
+    if args.command == "demo":
+        from gateway import demo
+
+        configure_logging("WARNING", "text")
+        return demo.main(settings, dossiers=args.dossiers, delay=args.delay, stay=not args.exit)
+    if args.command == "get":
+        return asyncio.run(_get(settings, args.path, args.url, args.source, args.secret))
+    raise AssertionError(args.command)

@@ -1,0 +1,139 @@
+"""The one exception tree of tthc-gateway.
+
+Domain code raises these; it never knows about HTTP. One middleware
+(``gateway.http.problems``) maps them to ``application/problem+json`` answers.
+
+    GatewayError
+    ├── ConfigError                 a setting is missing or malformed (names the variable)
+    ├── InputError                  the caller sent something we will not accept
+    │   ├── MalformedInput          not parseable at all (bad JSON, not an object)
+    │   ├── UnsupportedMediaType    wrong Content-Type
+    │   ├── PayloadTooLarge         body over the limit
+    │   └── ValidationFailed        parseable, but fields are wrong (carries FieldError list)
+    ├── AuthenticationFailed        bad/missing signature, unknown source, stale timestamp
+    ├── PermissionDenied            authenticated, but the role does not allow it
+    ├── NotFound                    the thing asked for does not exist (or is not yours)
+    ├── Conflict                    the request contradicts stored state
+    │   └── IdempotencyConflict     the same event id arrived with a different body
+    ├── StorageUnavailable          the database cannot be reached right now (retry later)
+    └── ProviderError               an external service (SMS, Zalo) failed
+        ├── TemporaryProviderError  worth retrying later (timeouts, 5xx, throttling)
+        └── PermanentProviderError  retrying will not help (bad number, rejected content)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One faulty field: a JSON-pointer-like dotted path and a human reason."""
+
+    field: str
+    message: str
+
+
+class GatewayError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ConfigError(GatewayError):
+    """A setting is missing or malformed; raised at start-up, names the variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
+
+
+class InputError(GatewayError):
+    """The caller sent something we will not accept; nothing was changed."""
+
+
+class MalformedInput(InputError):
+    """The body cannot be parsed at all."""
+
+
+class UnsupportedMediaType(InputError):
+    """The body is not in a media type we read."""
+
+
+class PayloadTooLarge(InputError):
+    """The body is larger than the configured limit."""
+
+
+class ValidationFailed(InputError):
+    """The body parsed, but one or more fields are wrong."""
+
+    def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
+        if not errors:
+            raise ValueError("ValidationFailed needs at least one FieldError")
+        super().__init__(detail or f"{len(errors)} invalid field(s): {errors[0].field}")
+        self.errors = errors
+
+
+class AuthenticationFailed(GatewayError):
+    """The request could not be tied to a known, trusted caller."""
+
+
+class PermissionDenied(GatewayError):
+    """The caller is known but its role does not allow this."""
+
+
+class NotFound(GatewayError):
+    """The resource does not exist, or the caller may not know that it does."""
+
+
+class Conflict(GatewayError):
+    """The request contradicts what is already stored."""
+
+
+class IdempotencyConflict(Conflict):
+    """An event id was reused with a different body."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(
+            f"event {event_id!r} was already accepted with a different body; "
+            "use a new id for a new event"
+        )
+        self.event_id = event_id
+
+
+class StorageUnavailable(GatewayError):
+    """The database cannot be reached; the caller should retry later."""
+
+    def __init__(self, detail: str, retry_after_seconds: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ProviderError(GatewayError):
+    """An external delivery service failed."""
+
+    def __init__(self, provider: str, detail: str, code: str | None = None) -> None:
+        super().__init__(f"{provider}: {detail}")
+        self.provider = provider
+        self.code = code
+
+
+class TemporaryProviderError(ProviderError):
+    """Worth retrying later: timeouts, 5xx, throttling."""
+
+    def __init__(
+        self,
+        provider: str,
+        detail: str,
+        code: str | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(provider, detail, code)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class PermanentProviderError(ProviderError):
+    """Retrying with this provider will not help."""

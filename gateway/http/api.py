@@ -1,0 +1,200 @@
+"""The events API and the read/policy APIs used by the one-stop-shop software.
+
+Handlers stay thin: read and authenticate the body, parse it into typed events, hand them
+to the ingest writer or a query, and answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.domain.codes import parse_dossier_code
+from gateway.domain.events import body_fingerprint, parse_event
+from gateway.errors import (
+    FieldError,
+    GatewayError,
+    MalformedInput,
+    NotFound,
+    StorageUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from gateway.http.keys import CLOCK, DATABASE, METRICS, SETTINGS, TEXTS, WRITER
+from gateway.http.problems import problem_body
+from gateway.signing import verify
+from gateway.storage import queries
+from gateway.storage.ingest import Outcome, Submission
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def _authenticated_body(request: web.Request, *, json_body: bool) -> tuple[str, bytes]:
+    if json_body and request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {request.content_type or 'none'}"
+        )
+    raw = await request.read()
+    settings = request.app[SETTINGS]
+    source = verify(
+        settings.event_sources,
+        request.headers,
+        raw,
+        request.app[CLOCK](),
+        settings.clock_skew_seconds,
+    )
+    return source, raw
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise MalformedInput(f"the body is not UTF-8 (byte {exc.start})") from exc
+    except ValueError as exc:
+        raise MalformedInput(f"the body is not valid JSON: {exc}") from exc
+
+
+def _answer(outcome: Outcome) -> web.Response:
+    response = web.json_response(outcome.answer, status=200 if outcome.replayed else 202)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _count(request: web.Request, event_type: str, outcome: Outcome | Exception) -> None:
+    metrics = request.app[METRICS]
+    if isinstance(outcome, Outcome):
+        label = "replayed" if outcome.replayed else "accepted"
+        if not outcome.replayed:
+            for notice in outcome.answer["notices"]:
+                if not notice.get("duplicate"):
+                    metrics.notices_created.labels(notice["kind"]).inc()
+            for flag in outcome.answer["flags"]:
+                metrics.flags.labels(flag["rule"]).inc()
+    else:
+        label = type(outcome).__name__
+    metrics.events.labels(event_type, label).inc()
+
+
+@routes.post("/v1/events")
+async def post_event(request: web.Request) -> web.Response:
+    source, raw = await _authenticated_body(request, json_body=True)
+    body = _decode(raw)
+    event = parse_event(body)
+    (outcome,) = await request.app[WRITER].submit(
+        [Submission(source, body_fingerprint(body), body, event)]
+    )
+    _count(request, event.type, outcome)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return _answer(outcome)
+
+
+@routes.post("/v1/events/batch")
+async def post_batch(request: web.Request) -> web.Response:
+    source, raw = await _authenticated_body(request, json_body=True)
+    body = _decode(raw)
+    limit = request.app[SETTINGS].max_batch_events
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise ValidationFailed([FieldError("events", "must be a list of events")])
+    items: list[Any] = body["events"]
+    if not items:
+        raise ValidationFailed([FieldError("events", "must not be empty")])
+    if len(items) > limit:
+        raise ValidationFailed([FieldError("events", f"must hold at most {limit} events")])
+
+    results: list[dict[str, Any]] = [{} for _ in items]
+    submissions: list[tuple[int, Submission]] = []
+    for index, item in enumerate(items):
+        item_id = item.get("id") if isinstance(item, dict) else None
+        try:
+            event = parse_event(item)
+        except ValidationFailed as exc:
+            _, problem = problem_body(_prefixed(exc, index), request.path)
+            results[index] = {"index": index, "id": item_id, "status": 422, "problem": problem}
+            continue
+        submissions.append((index, Submission(source, body_fingerprint(item), item, event)))
+
+    outcomes = await request.app[WRITER].submit([s for _, s in submissions])
+    for (index, submission), outcome in zip(submissions, outcomes, strict=True):
+        _count(request, submission.event.type, outcome)
+        entry: dict[str, Any] = {"index": index, "id": submission.event.id}
+        if isinstance(outcome, Outcome):
+            entry |= {"status": 200 if outcome.replayed else 202, "answer": outcome.answer}
+            if outcome.replayed:
+                entry["replayed"] = True
+        else:
+            error = (
+                outcome if isinstance(outcome, GatewayError) else StorageUnavailable(str(outcome))
+            )
+            status, problem = problem_body(error, request.path)
+            entry |= {"status": status, "problem": problem}
+        results[index] = entry
+    summary = {
+        "accepted": sum(r["status"] == 202 for r in results),
+        "replayed": sum(r["status"] == 200 for r in results),
+        "rejected": sum(r["status"] >= 400 for r in results),
+    }
+    return web.json_response({"results": results, **summary})
+
+
+def _prefixed(exc: ValidationFailed, index: int) -> ValidationFailed:
+    return ValidationFailed(
+        [
+            FieldError(f"events[{index}]" + (f".{e.field}" if e.field else ""), e.message)
+            for e in exc.errors
+        ]
+    )
+
+
+def _dossier_code(raw: str, field: str) -> str:
+    try:
+        return str(parse_dossier_code(raw.strip()))
+    except ValueError as exc:
+        raise ValidationFailed([FieldError(field, f"is not a dossier code: {exc}")]) from exc
+
+
+@routes.get("/v1/dossiers/{code}")
+async def get_dossier(request: web.Request) -> web.Response:
+    await _authenticated_body(request, json_body=False)
+    code = _dossier_code(request.match_info["code"], "code")
+    try:
+        async with request.app[DATABASE].reader.connect() as conn:
+            view = await queries.dossier_view(conn, code, request.app[SETTINGS].tz)
+    except SQLAlchemyError as exc:
+        raise StorageUnavailable("the database is unavailable") from exc
+    if view is None:
+        raise NotFound(f"no dossier {code}")
+    return web.json_response(view)
+
+
+@routes.post("/v1/checks/pause")
+async def check_pause(request: web.Request) -> web.Response:
+    _, raw = await _authenticated_body(request, json_body=True)
+    body = _decode(raw)
+    if not isinstance(body, dict) or not isinstance(body.get("dossier"), str):
+        raise ValidationFailed([FieldError("dossier", "is required: the dossier code")])
+    code = _dossier_code(body["dossier"], "dossier")
+    settings = request.app[SETTINGS]
+    now = datetime.fromtimestamp(request.app[CLOCK](), UTC)
+    try:
+        async with request.app[DATABASE].reader.connect() as conn:
+            answer = await queries.pause_check(conn, code, now, settings.tz)
+    except SQLAlchemyError as exc:
+        raise StorageUnavailable("the database is unavailable") from exc
+    if answer is None:
+        raise NotFound(f"no dossier {code}")
+    answer["message"] = request.app[TEXTS].pause_message(answer, settings.tz)
+    return web.json_response(answer)

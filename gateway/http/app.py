@@ -1,0 +1,66 @@
+"""The application factory: ``create_app(settings)`` builds the whole HTTP service."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gateway.errors import ConfigError
+from gateway.http import api, ops
+from gateway.http.keys import CLOCK, DATABASE, METRICS, REDIS, SETTINGS, TEXTS, WRITER
+from gateway.http.problems import problem_middleware
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.storage import migrate
+from gateway.storage.db import Database
+from gateway.storage.ingest import IngestWriter
+from gateway.texts import Texts
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    current = await migrate.current_revision(settings.database_url)
+    head = migrate.head_revision()
+    if current != head:
+        raise ConfigError(
+            "DATABASE_URL",
+            f"the database is at schema revision {current or 'none'}, this gateway needs {head}; "
+            "run `tthc migrate` first",
+        )
+    db = Database.open(settings.database_url)
+    app[DATABASE] = db
+    writer = IngestWriter(db)
+    await writer.start()
+    app[WRITER] = writer
+    yield
+    await writer.stop()
+    await db.close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    client: Redis = Redis.from_url(
+        app[SETTINGS].redis_url, socket_connect_timeout=2, socket_timeout=5
+    )
+    app[REDIS] = client
+    yield
+    await client.aclose()
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """Build the gateway's HTTP application; resources open in ``cleanup_ctx``."""
+    app = web.Application(
+        middlewares=[problem_middleware, ops.timing_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    app[TEXTS] = Texts()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis)
+    app.add_routes(api.routes)
+    app.add_routes(ops.routes)
+    return app

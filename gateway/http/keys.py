@@ -1,0 +1,22 @@
+"""Typed keys for the objects an application shares with its handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.storage.db import Database
+from gateway.storage.ingest import IngestWriter
+from gateway.texts import Texts
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+REDIS = web.AppKey("redis", Redis)
+WRITER = web.AppKey("writer", IngestWriter)
+METRICS = web.AppKey("metrics", Metrics)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+TEXTS = web.AppKey("texts", Texts)

@@ -1,0 +1,70 @@
+"""Operations endpoints: liveness, readiness (database and Redis), Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.http.keys import DATABASE, METRICS, REDIS
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+
+    async def database() -> None:
+        async with request.app[DATABASE].reader.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def redis() -> None:
+        await request.app[REDIS].ping()
+
+    for name, probe in (("database", database), ("redis", redis)):
+        try:
+            await asyncio.wait_for(probe(), timeout=2)
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means "not ready"; say which
+            checks[name] = f"unavailable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+
+
+@web.middleware
+async def timing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[METRICS].requests.labels(route, f"{status // 100}xx").observe(
+            time.perf_counter() - started
+        )

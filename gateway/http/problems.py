@@ -1,0 +1,108 @@
+"""One middleware turns every error into an ``application/problem+json`` answer (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.errors import (
+    AuthenticationFailed,
+    Conflict,
+    GatewayError,
+    MalformedInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    ProviderError,
+    StorageUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+
+# Most specific first: the first isinstance match wins.
+_STATUS: tuple[tuple[type[GatewayError], int, str, str], ...] = (
+    (ValidationFailed, 422, "validation", "Invalid fields"),
+    (MalformedInput, 400, "malformed", "Malformed request"),
+    (UnsupportedMediaType, 415, "media-type", "Unsupported media type"),
+    (PayloadTooLarge, 413, "too-large", "Payload too large"),
+    (AuthenticationFailed, 401, "unauthenticated", "Authentication failed"),
+    (PermissionDenied, 403, "forbidden", "Not allowed"),
+    (NotFound, 404, "not-found", "Not found"),
+    (Conflict, 409, "conflict", "Conflict"),
+    (StorageUnavailable, 503, "unavailable", "Service unavailable"),
+    (ProviderError, 502, "provider", "Upstream provider failed"),
+)
+
+
+def problem_body(error: GatewayError, instance: str) -> tuple[int, dict[str, Any]]:
+    """The status and problem document for a domain error."""
+    status, slug, title = next(
+        ((st, sl, ti) for kind, st, sl, ti in _STATUS if isinstance(error, kind)),
+        (500, "internal", "Internal error"),
+    )
+    body: dict[str, Any] = {
+        "type": f"urn:tthc:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": error.detail,
+        "instance": instance,
+    }
+    if isinstance(error, ValidationFailed):
+        body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+    return status, body
+
+
+def problem_response(error: GatewayError, instance: str) -> web.Response:
+    status, body = problem_body(error, instance)
+    response = web.json_response(body, status=status, content_type=PROBLEM_TYPE)
+    if isinstance(error, StorageUnavailable):
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'HMAC-SHA256 realm="tthc-gateway"'
+    return response
+
+
+def _http_problem(exc: web.HTTPException, instance: str) -> web.Response:
+    body = {
+        "type": f"urn:tthc:problem:http-{exc.status}",
+        "title": exc.reason,
+        "status": exc.status,
+        "detail": exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason,
+        "instance": instance,
+    }
+    response = web.json_response(body, status=exc.status, content_type=PROBLEM_TYPE)
+    for name in ("Allow", "Location"):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return problem_response(exc, request.path)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return problem_response(PayloadTooLarge(exc.text or "the body is too large"), request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _http_problem(exc, request.path)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        body = {
+            "type": "urn:tthc:problem:internal",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "an unexpected error happened; it was logged",
+            "instance": request.path,
+        }
+        return web.json_response(body, status=500, content_type=PROBLEM_TYPE)

@@ -1,0 +1,205 @@
+"""The one settings object, built once from the environment (and ``.env``) and passed down.
+
+Nothing else in the project reads ``os.environ``. A missing or malformed value fails at
+start with :class:`gateway.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from gateway.errors import ConfigError
+
+_SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_QUIET = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_KNOWN_SMS_PROVIDERS = frozenset({"esms", "speedsms", "log"})
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A nightly window during which notices wait; may wrap midnight."""
+
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting the gateway reads. Build with :meth:`from_env`."""
+
+    database_url: str
+    redis_url: str
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    event_sources: Mapping[str, str] = field(default_factory=dict)
+    sms_providers: tuple[str, ...] = ("log",)
+    quiet_hours: QuietHours | None = None
+    time_zone: str = "Asia/Ho_Chi_Minh"
+    clock_skew_seconds: int = 300
+    max_body_bytes: int = 1_048_576
+    max_batch_events: int = 500
+    holiday_overrides_file: Path | None = None
+    log_level: str = "INFO"
+    log_format: str = "json"
+    retention_days: int = 730
+    redis_key_prefix: str = "tthc:"
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        dotenv_path: str | Path | None = ".env",
+        *,
+        workdir: Path | None = None,
+    ) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
+
+        Real environment variables win over ``.env`` so deployment scripts stay in charge.
+        """
+        values: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls.from_mapping(values, workdir=workdir)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str], *, workdir: Path | None = None) -> Settings:
+        """Build settings from a plain mapping (tests use this directly)."""
+        workdir = workdir or Path.cwd()
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(name, default).strip()
+
+        database_url = get("DATABASE_URL") or f"sqlite:///{workdir / 'var' / 'tthc.sqlite3'}"
+        _check_database_url(database_url)
+        redis_url = get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+
+        overrides = get("HOLIDAY_OVERRIDES_FILE")
+        overrides_path = Path(overrides) if overrides else None
+        if overrides_path is not None and not overrides_path.is_file():
+            raise ConfigError("HOLIDAY_OVERRIDES_FILE", f"no such file: {overrides_path}")
+
+        time_zone = get("TIME_ZONE", "Asia/Ho_Chi_Minh")
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError("TIME_ZONE", f"unknown time zone {time_zone!r}") from exc
+
+        log_format = get("LOG_FORMAT", "json").lower()
+        if log_format not in {"json", "text"}:
+            raise ConfigError("LOG_FORMAT", "must be 'json' or 'text'")
+        log_level = get("LOG_LEVEL", "INFO").upper()
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError("LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            http_host=get("HTTP_HOST", "127.0.0.1"),
+            http_port=_int(env, "HTTP_PORT", 8080, low=1, high=65535),
+            event_sources=_event_sources(get("EVENT_SOURCES")),
+            sms_providers=_sms_providers(get("SMS_PROVIDERS", "log")),
+            quiet_hours=_quiet_hours(get("QUIET_HOURS", "21:00-07:00")),
+            time_zone=time_zone,
+            clock_skew_seconds=_int(env, "CLOCK_SKEW_SECONDS", 300, low=1, high=3600),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, low=1024, high=64 << 20),
+            max_batch_events=_int(env, "MAX_BATCH_EVENTS", 500, low=1, high=5000),
+            holiday_overrides_file=overrides_path,
+            log_level=log_level,
+            log_format=log_format,
+            retention_days=_int(env, "RETENTION_DAYS", 730, low=1, high=36500),
+            redis_key_prefix=get("REDIS_KEY_PREFIX", "tthc:"),
+            env=dict(env),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(name, f"must be a whole number, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _check_database_url(url: str) -> None:
+    if not url.startswith(("sqlite://", "postgresql://", "postgresql+asyncpg://", "postgres://")):
+        raise ConfigError(
+            "DATABASE_URL",
+            "must be sqlite:///path or postgresql://user@host/db, got another scheme",
+        )
+
+
+def _event_sources(raw: str) -> dict[str, str]:
+    sources: dict[str, str] = {}
+    if not raw:
+        return sources
+    for index, pair in enumerate(raw.split(","), start=1):
+        source_id, sep, secret = pair.strip().partition(":")
+        if not sep or not source_id or not secret:
+            raise ConfigError("EVENT_SOURCES", f"entry {index} must be 'id:secret'")
+        if not _SOURCE_ID.match(source_id):
+            raise ConfigError(
+                "EVENT_SOURCES", f"entry {index}: source id {source_id!r} is not valid"
+            )
+        if len(secret) < 8:
+            raise ConfigError(
+                "EVENT_SOURCES", f"entry {index}: secret of {source_id!r} is too short"
+            )
+        if source_id in sources:
+            raise ConfigError("EVENT_SOURCES", f"entry {index}: source id {source_id!r} repeated")
+        sources[source_id] = secret
+    return sources
+
+
+def _sms_providers(raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip().lower() for name in raw.split(",") if name.strip())
+    if not names:
+        raise ConfigError("SMS_PROVIDERS", "must name at least one provider (use 'log' locally)")
+    for name in names:
+        if name not in _KNOWN_SMS_PROVIDERS:
+            known = ", ".join(sorted(_KNOWN_SMS_PROVIDERS))
+            raise ConfigError("SMS_PROVIDERS", f"unknown provider {name!r} (known: {known})")
+    if len(set(names)) != len(names):
+        raise ConfigError("SMS_PROVIDERS", "a provider is listed twice")
+    return names
+
+
+def _quiet_hours(raw: str) -> QuietHours | None:
+    if not raw:
+        return None
+    match = _QUIET.match(raw)
+    if not match:
+        raise ConfigError("QUIET_HOURS", f"must look like 21:00-07:00, got {raw!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    try:
+        window = QuietHours(time(h1, m1), time(h2, m2))
+    except ValueError as exc:
+        raise ConfigError("QUIET_HOURS", f"not a real time of day: {raw!r}") from exc
+    if window.start == window.end:
+        raise ConfigError("QUIET_HOURS", "start and end are equal; leave it empty to disable")
+    return window

@@ -1,0 +1,453 @@
+"""Recording events: idempotency, dossier upsert, timeline, flags and outbox in one transaction.
+
+Requests do not each open a transaction. They hand their parsed event to the
+:class:`IngestWriter`, whose single task takes everything pending, writes the whole group in
+one transaction (a handful of set-based statements, not a handful per event) and then
+answers each request. This *group commit* keeps SQLite's one-writer lock short and turns
+many fsyncs into one. If the group fails (a unique key raced by another gateway process, a
+database error), each event is retried in a transaction of its own, so one bad event
+never takes the others down and no event is ever half written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.domain.dossier import ConsultationChange, Decision, DossierState, decide
+from gateway.domain.events import Event
+from gateway.domain.rules import NEEDS_HISTORY, ConsultationView, History, PastEvent
+from gateway.errors import IdempotencyConflict, StorageUnavailable
+from gateway.storage.db import Database
+from gateway.storage.tables import consultations, dossiers, events, flags, notices
+
+log = logging.getLogger(__name__)
+
+_DOSSIER_FIELDS = tuple(f.name for f in fields(DossierState))
+_ONCE_TYPES = ("dossier.delayed", "dossier.supplement_requested")
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One authenticated, validated event waiting to be recorded."""
+
+    source_id: str
+    fingerprint: str
+    body: dict[str, Any]
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a submission was recorded: ``replayed`` when the id was already known."""
+
+    answer: dict[str, Any]
+    replayed: bool
+
+
+@dataclass(slots=True)
+class _Pending:
+    submission: Submission
+    future: asyncio.Future[Outcome]
+
+
+@dataclass(slots=True)
+class _GroupState:
+    """What one group transaction has seen and written so far."""
+
+    known_events: dict[tuple[str, str], tuple[str, dict[str, Any]]]
+    dossiers: dict[str, DossierState]
+    stored_dossiers: set[str]
+    history_events: dict[str, list[PastEvent]]
+    history_consultations: dict[str, dict[str, ConsultationView]]
+    existing_notices: dict[str, dict[str, Any]]
+    event_rows: list[dict[str, Any]] = field(default_factory=list)
+    flag_rows: list[dict[str, Any]] = field(default_factory=list)
+    notice_rows: list[dict[str, Any]] = field(default_factory=list)
+    consultation_changes: list[tuple[str, ConsultationChange]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+
+
+class IngestWriter:
+    """The single writer task behind ``POST /v1/events``."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_group: int = 512,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._db = db
+        self._max_group = max_group
+        self._clock = clock
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.groups_written = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ingest-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(StorageUnavailable("the gateway is shutting down"))
+
+    async def submit(self, submissions: Sequence[Submission]) -> list[Outcome | Exception]:
+        """Record ``submissions`` (in order); each gets an outcome or its own error."""
+        if self._task is None or self._task.done():
+            raise StorageUnavailable("the ingest writer is not running")
+        loop = asyncio.get_running_loop()
+        pendings = [_Pending(s, loop.create_future()) for s in submissions]
+        for pending in pendings:
+            self._queue.put_nowait(pending)
+        results = await asyncio.gather(*(p.future for p in pendings), return_exceptions=True)
+        return [
+            r if isinstance(r, Outcome | Exception) else StorageUnavailable(str(r)) for r in results
+        ]
+
+    async def _run(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < self._max_group and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            await self._write(group)
+
+    async def _write(self, group: list[_Pending]) -> None:
+        try:
+            outcomes = await self._transaction([p.submission for p in group])
+        except SQLAlchemyError as exc:
+            if len(group) == 1:
+                self._fail(group[0], exc)
+                return
+            log.warning(
+                "group of %d failed (%s); retrying one by one", len(group), type(exc).__name__
+            )
+            for pending in group:
+                await self._write_alone(pending)
+            return
+        self.groups_written += 1
+        for pending, outcome in zip(group, outcomes, strict=True):
+            if not pending.future.done():
+                if isinstance(outcome, Exception):
+                    pending.future.set_exception(outcome)
+                else:
+                    pending.future.set_result(outcome)
+
+    async def _write_alone(self, pending: _Pending) -> None:
+        # Two tries: a unique-key race with another gateway resolves on the second read.
+        for attempt in (1, 2):
+            try:
+                (outcome,) = await self._transaction([pending.submission])
+            except IntegrityError as exc:
+                if attempt == 2:
+                    self._fail(pending, exc)
+                continue
+            except SQLAlchemyError as exc:
+                self._fail(pending, exc)
+                return
+            if isinstance(outcome, Exception):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+            return
+
+    def _fail(self, pending: _Pending, exc: SQLAlchemyError) -> None:
+        log.error(
+            "event not recorded",
+            extra={"event_id": pending.submission.event.id, "error": type(exc).__name__},
+        )
+        connection_lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+        detail = (
+            "the database is unavailable" if connection_lost else "the event could not be stored"
+        )
+        if not pending.future.done():
+            pending.future.set_exception(StorageUnavailable(f"{detail}; nothing was recorded"))
+
+    async def _transaction(self, batch: list[Submission]) -> list[Outcome | Exception]:
+        now = self._clock()
+        async with self._db.writer.begin() as conn:
+            state = await _load(conn, batch)
+            outcomes = [_record(state, s, now) for s in batch]
+            await _flush(conn, state, now)
+        return outcomes
+
+
+async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
+    event_ids = sorted({s.event.id for s in batch})
+    codes = sorted({s.event.dossier.code for s in batch})
+    known: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for row in await conn.execute(
+        sa.select(
+            events.c.source_id, events.c.event_id, events.c.fingerprint, events.c.answer
+        ).where(events.c.event_id.in_(event_ids))
+    ):
+        known[(row.source_id, row.event_id)] = (row.fingerprint, row.answer)
+
+    query = sa.select(dossiers).where(dossiers.c.code.in_(codes))
+    if conn.dialect.name == "postgresql":
+        # Serialise concurrent gateways on the same dossier; lock in a fixed order.
+        query = query.order_by(dossiers.c.code).with_for_update()
+    loaded = {row.code: _state_from_row(row._mapping) for row in await conn.execute(query)}
+
+    history_codes = sorted({s.event.dossier.code for s in batch if s.event.type in NEEDS_HISTORY})
+    history_events: dict[str, list[PastEvent]] = defaultdict(list)
+    history_consultations: dict[str, dict[str, ConsultationView]] = defaultdict(dict)
+    if history_codes:
+        rows = await conn.execute(
+            sa.select(
+                events.c.dossier_code,
+                events.c.event_id,
+                events.c.type,
+                events.c.occurred_at,
+                events.c.actor_id,
+                events.c.actor_name,
+            ).where(events.c.dossier_code.in_(history_codes), events.c.type.in_(_ONCE_TYPES))
+        )
+        for past in rows:
+            history_events[past.dossier_code].append(
+                PastEvent(
+                    past.event_id, past.type, past.occurred_at, past.actor_id, past.actor_name
+                )
+            )
+        for row in await conn.execute(
+            sa.select(consultations).where(consultations.c.dossier_code.in_(history_codes))
+        ):
+            history_consultations[row.dossier_code][row.consultation_id] = ConsultationView(
+                row.consultation_id, row.agency_code, row.requested_at, row.due_at, row.answered_at
+            )
+
+    existing_notices: dict[str, dict[str, Any]] = {}
+    if any(s.event.spec.notice_kind is not None for s in batch):
+        rows = await conn.execute(
+            sa.select(
+                notices.c.id,
+                notices.c.dedupe_key,
+                notices.c.kind,
+                notices.c.state,
+                notices.c.channel,
+            ).where(notices.c.dossier_code.in_(codes))
+        )
+        existing_notices = {row.dedupe_key: dict(row._mapping) for row in rows}
+    return _GroupState(
+        known, dict(loaded), set(loaded), history_events, history_consultations, existing_notices
+    )
+
+
+def _record(state: _GroupState, sub: Submission, now: datetime) -> Outcome | Exception:
+    event = sub.event
+    key = (sub.source_id, event.id)
+    if key in state.known_events:
+        fingerprint, answer = state.known_events[key]
+        if fingerprint != sub.fingerprint:
+            return IdempotencyConflict(event.id)
+        return Outcome(answer, replayed=True)
+
+    code = event.dossier.code
+    history = History(
+        tuple(state.history_events.get(code, ())),
+        tuple(state.history_consultations.get(code, {}).values()),
+    )
+    decision = decide(state.dossiers.get(code), event, history)
+    state.dossiers[code] = decision.dossier
+    state.touched.add(code)
+    if event.type in _ONCE_TYPES:
+        state.history_events[code].append(
+            PastEvent(
+                event.id,
+                event.type,
+                event.occurred_at,
+                event.actor.id if event.actor else None,
+                event.actor.name if event.actor else None,
+            )
+        )
+    if decision.consultation is not None:
+        _merge_consultation(state, code, decision.consultation)
+
+    notice_answers = _notice_rows(state, sub, decision, now)
+    for f in decision.flags:
+        state.flag_rows.append(
+            {
+                "dossier_code": code,
+                "source_id": sub.source_id,
+                "event_id": f.event_id,
+                "rule": f.rule,
+                "detail": f.detail,
+                "occurred_at": f.occurred_at,
+                "officer_id": f.officer_id,
+                "officer_name": f.officer_name,
+                "agency_code": f.agency_code,
+                "created_at": now,
+            }
+        )
+    d = decision.dossier
+    answer = {
+        "id": event.id,
+        "status": "accepted",
+        "dossier": {
+            "code": d.code,
+            "state": d.state,
+            "dvcqg_status": d.dvcqg_status,
+            "due_at": d.due_at.isoformat() if d.due_at else None,
+        },
+        "superseded": decision.superseded,
+        "notices": notice_answers,
+        "flags": [{"rule": f.rule, "detail": f.detail} for f in decision.flags],
+    }
+    actor = event.actor
+    state.event_rows.append(
+        {
+            "source_id": sub.source_id,
+            "event_id": event.id,
+            "type": event.type,
+            "dossier_code": code,
+            "occurred_at": event.occurred_at,
+            "recorded_at": now,
+            "actor_id": actor.id if actor else None,
+            "actor_name": actor.name if actor else None,
+            "superseded": decision.superseded,
+            "fingerprint": sub.fingerprint,
+            "body": sub.body,
+            "answer": answer,
+        }
+    )
+    state.known_events[key] = (sub.fingerprint, answer)
+    return Outcome(answer, replayed=False)
+
+
+def _notice_rows(
+    state: _GroupState, sub: Submission, decision: Decision, now: datetime
+) -> list[dict[str, Any]]:
+    answers: list[dict[str, Any]] = []
+    for draft in decision.notices:
+        existing = state.existing_notices.get(draft.dedupe_key)
+        if existing is not None:
+            answers.append(
+                {
+                    "id": existing["id"],
+                    "kind": existing["kind"],
+                    "channel": existing["channel"],
+                    "state": existing["state"],
+                    "duplicate": True,
+                }
+            )
+            continue
+        notice_id = uuid.uuid4().hex
+        notice_state = "created" if draft.phone_e164 else "no_recipient"
+        row = {
+            "id": notice_id,
+            "dossier_code": decision.dossier.code,
+            "source_id": sub.source_id,
+            "event_id": sub.event.id,
+            "kind": draft.kind,
+            "dedupe_key": draft.dedupe_key,
+            "phone_e164": draft.phone_e164,
+            "params": draft.params,
+            "state": notice_state,
+            "channel": None,
+            "provider": None,
+            "attempts": 0,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        state.notice_rows.append(row)
+        state.existing_notices[draft.dedupe_key] = row
+        answers.append(
+            {"id": notice_id, "kind": draft.kind, "channel": None, "state": notice_state}
+        )
+    return answers
+
+
+def _merge_consultation(state: _GroupState, code: str, change: ConsultationChange) -> None:
+    views = state.history_consultations[code]
+    old = views.get(change.consultation_id) or ConsultationView(
+        change.consultation_id, None, None, None, None
+    )
+    views[change.consultation_id] = ConsultationView(
+        change.consultation_id,
+        change.agency_code or old.agency_code,
+        change.requested_at or old.requested_at,
+        change.due_at or old.due_at,
+        change.answered_at or old.answered_at,
+    )
+    state.consultation_changes.append((code, change))
+
+
+async def _flush(conn: AsyncConnection, state: _GroupState, now: datetime) -> None:
+    if state.event_rows:
+        await conn.execute(events.insert(), state.event_rows)
+    new_rows, changed_rows = [], []
+    for code in sorted(state.touched):
+        row = _row_from_state(state.dossiers[code])
+        if code in state.stored_dossiers:
+            changed_rows.append({**row, "b_code": code, "updated_at": now})
+        else:
+            new_rows.append({**row, "created_at": now, "updated_at": now})
+    if new_rows:
+        await conn.execute(dossiers.insert(), new_rows)
+    if changed_rows:
+        update_cols: dict[str, Any] = {
+            c: sa.bindparam(c) for c in (*_DOSSIER_FIELDS, "updated_at") if c != "code"
+        }
+        await conn.execute(
+            dossiers.update().where(dossiers.c.code == sa.bindparam("b_code")).values(update_cols),
+            changed_rows,
+        )
+    for code, change in state.consultation_changes:
+        await _upsert_consultation(conn, code, change)
+    if state.flag_rows:
+        await conn.execute(_insert_ignoring_duplicates(conn, flags), state.flag_rows)
+    if state.notice_rows:
+        await conn.execute(notices.insert(), state.notice_rows)
+
+
+def _insert_ignoring_duplicates(conn: AsyncConnection, table: sa.Table) -> Any:
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+async def _upsert_consultation(
+    conn: AsyncConnection, code: str, change: ConsultationChange
+) -> None:
+    values = {
+        "agency_code": change.agency_code,
+        "agency_name": change.agency_name,
+        "requested_at": change.requested_at,
+        "due_at": change.due_at,
+        "answered_at": change.answered_at,
+    }
+    present = {k: v for k, v in values.items() if v is not None}
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(consultations).values(
+        dossier_code=code, consultation_id=change.consultation_id, **values
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[consultations.c.dossier_code, consultations.c.consultation_id],
+        set_={k: stmt.excluded[k] for k in present},
+    )
+    await conn.execute(stmt)
+
+
+def _state_from_row(row: Any) -> DossierState:
+    return DossierState(**{name: row[name] for name in _DOSSIER_FIELDS})
+
+
+def _row_from_state(state: DossierState) -> dict[str, Any]:
+    return {name: getattr(state, name) for name in _DOSSIER_FIELDS}

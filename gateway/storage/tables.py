@@ -1,0 +1,154 @@
+"""The relational schema (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Migrations in ``gateway/storage/migrations`` create exactly these tables; a test checks
+that the migrated database and this metadata agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (naive storage) and PostgreSQL."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType: Any = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(48), nullable=False),
+    sa.Column("dossier_code", sa.String(40), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.Column("actor_id", sa.String(128)),
+    sa.Column("actor_name", sa.String(200)),
+    sa.Column("superseded", sa.Boolean(), nullable=False, default=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("body", JSONType, nullable=False),
+    sa.Column("answer", JSONType, nullable=False),
+    sa.UniqueConstraint("source_id", "event_id"),
+    sa.Index("ix_events_dossier_timeline", "dossier_code", "occurred_at"),
+)
+
+dossiers = sa.Table(
+    "dossiers",
+    metadata,
+    sa.Column("code", sa.String(40), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("dvcqg_status", sa.SmallInteger(), nullable=False),
+    sa.Column("state_at", UTCDateTime(), nullable=False),
+    sa.Column("procedure_code", sa.String(64)),
+    sa.Column("procedure_name", sa.String(500)),
+    sa.Column("agency_code", sa.String(32)),
+    sa.Column("agency_name", sa.String(300)),
+    sa.Column("applicant_name", sa.String(200)),
+    sa.Column("phone_raw", sa.String(200)),
+    sa.Column("phone_e164", sa.String(16)),
+    sa.Column("phone_problem", sa.String(32)),
+    sa.Column("received_at", UTCDateTime()),
+    sa.Column("received_by", sa.String(128)),
+    sa.Column("due_at", UTCDateTime()),
+    sa.Column("original_due_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("finished_by_id", sa.String(128)),
+    sa.Column("finished_by_name", sa.String(200)),
+    sa.Column("reschedule_count", sa.Integer(), nullable=False, default=0),
+    sa.Column("supplement_count", sa.Integer(), nullable=False, default=0),
+    sa.Column("event_count", sa.Integer(), nullable=False, default=0),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_dossiers_phone", "phone_e164"),
+    sa.Index("ix_dossiers_agency_received", "agency_code", "received_at"),
+    # The deadline sweep walks only open dossiers by due date.
+    sa.Index("ix_dossiers_open_due", "due_at", "state"),
+)
+
+consultations = sa.Table(
+    "consultations",
+    metadata,
+    sa.Column("dossier_code", sa.String(40), primary_key=True),
+    sa.Column("consultation_id", sa.String(128), primary_key=True),
+    sa.Column("agency_code", sa.String(32)),
+    sa.Column("agency_name", sa.String(300)),
+    sa.Column("requested_at", UTCDateTime()),
+    sa.Column("due_at", UTCDateTime()),
+    sa.Column("answered_at", UTCDateTime()),
+)
+
+flags = sa.Table(
+    "flags",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("dossier_code", sa.String(40), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("rule", sa.String(48), nullable=False),
+    sa.Column("detail", sa.String(500), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("officer_id", sa.String(128)),
+    sa.Column("officer_name", sa.String(200)),
+    sa.Column("agency_code", sa.String(32)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("source_id", "event_id", "rule"),
+    sa.Index("ix_flags_dossier", "dossier_code"),
+    sa.Index("ix_flags_rule_occurred", "rule", "occurred_at"),
+    sa.Index("ix_flags_officer", "officer_id"),
+)
+
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("dossier_code", sa.String(40), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("dedupe_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("phone_e164", sa.String(16)),
+    sa.Column("params", JSONType, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(16)),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_notices_dossier", "dossier_code"),
+    # The relay finds rows stuck before sending without scanning delivered history.
+    sa.Index("ix_notices_state_updated", "state", "updated_at"),
+)

@@ -1,0 +1,46 @@
+"""User-facing Vietnamese texts, rendered from Jinja2 templates under ``templates/``.
+
+Code never holds a Vietnamese sentence; it picks a template and passes facts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _vn_datetime(value: str | datetime | None, zone: tzinfo | None = None) -> str:
+    """``17:00 ngày 12/04/2024`` in the gateway's time zone."""
+    if value is None:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if zone is not None:
+        moment = moment.astimezone(zone)
+    return f"{moment:%H:%M} ngày {moment:%d/%m/%Y}"
+
+
+class Texts:
+    """Renders the project's text templates."""
+
+    def __init__(self, directory: Path = TEMPLATES_DIR) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader(directory),
+            undefined=StrictUndefined,
+            autoescape=False,  # noqa: S701 - plain-text messages (SMS, chat), never HTML
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["vn_datetime"] = _vn_datetime
+
+    def render(self, name: str, **context: Any) -> str:
+        return self.env.get_template(name).render(**context).strip()
+
+    def pause_message(self, answer: dict[str, Any], zone: tzinfo) -> str:
+        """The clerk-facing explanation of a pause-check answer."""
+        return self.render("api/pause_check.txt.j2", answer=answer, zone=zone)

@@ -1,0 +1,103 @@
+"""Shared fixtures: real Redis, real SQLite and PostgreSQL, the gateway on loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.http.app import create_app
+from gateway.settings import Settings
+from gateway.storage import migrate
+from tests.helpers import SOURCES, Gateway
+from tests.services import postgres_url, redis_url
+
+TABLES = ("events", "dossiers", "consultations", "flags", "notices")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    url, private = redis_url()
+    yield url
+    if private is not None:
+        private.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str | None]:
+    url, why = postgres_url()
+    if url is None:
+        print(f"\nPostgreSQL tests skipped: {why}")
+    yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "tthc.sqlite3"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema(postgres_server: str | None) -> Iterator[str]:
+    if postgres_server is None:
+        pytest.skip("no PostgreSQL server could be had (see the message at the start of the run)")
+    schema = f"tthc_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    url = f"{postgres_server}?schema={schema}"
+    migrate.upgrade(url)
+    yield url
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(postgres_server)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+    asyncio.run(drop())
+
+
+async def truncate_postgres(url: str) -> None:
+    server, _, schema = url.partition("?schema=")
+    conn = await asyncpg.connect(server)
+    try:
+        names = ", ".join(f'"{schema}".{t}' for t in TABLES)
+        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of each kind; storage-facing tests run on both."""
+    if request.param == "sqlite":
+        target = tmp_path / "tthc.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("postgres_schema")
+    asyncio.run(truncate_postgres(url))
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, redis_server: str) -> Settings:
+    return Settings.from_mapping(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_server,
+            "EVENT_SOURCES": ",".join(f"{k}:{v}" for k, v in SOURCES.items()),
+            "REDIS_KEY_PREFIX": f"tthc-test-{os.getpid()}-{uuid.uuid4().hex[:6]}:",
+            "MAX_BODY_BYTES": "65536",
+        }
+    )
+
+
+@pytest.fixture
+async def gateway(settings: Settings, aiohttp_client: object) -> AsyncIterator[Gateway]:
+    client: TestClient = await aiohttp_client(create_app(settings))  # type: ignore[operator]
+    yield Gateway(client, settings)

@@ -1,0 +1,121 @@
+"""Test helpers: signed requests against a running gateway, and valid event bodies."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
+
+from gateway.settings import Settings
+from gateway.signing import signed_headers
+
+SOURCES = {"onestop": "s3cret-onestop", "dvc": "0ther-secret-dvc"}
+CODE = "000.00.12.H19-240401-0001"
+
+DOSSIER: dict[str, Any] = {
+    "code": CODE,
+    "procedure": {"code": "1.004227", "name": "Cấp giấy phép xây dựng"},
+    "agency": {"code": "000.00.12.H19", "name": "Sở Xây dựng"},
+    "applicant": {"name": "Nguyễn Văn An", "phone": "0912 345 678"},
+    "received_at": "2024-04-01T08:05:00+07:00",
+    "due_at": "2024-04-12T17:00:00+07:00",
+}
+ACTOR = {"id": "cc-0123", "name": "Trần Thị Bình", "unit": "Bộ phận một cửa"}
+
+VALID_DATA: dict[str, dict[str, Any]] = {
+    "dossier.received": {},
+    "dossier.supplement_requested": {"reason": "Thiếu bản vẽ", "documents": ["Bản vẽ mặt bằng"]},
+    "dossier.refused": {"reason": "Không thuộc thẩm quyền"},
+    "dossier.processing": {"unit": "Phòng Quản lý xây dựng"},
+    "dossier.consultation_requested": {
+        "consultation_id": "yk-1",
+        "agency": {"code": "000.00.05.H19", "name": "Sở Tài nguyên và Môi trường"},
+        "due_at": "2024-04-05T17:00:00+07:00",
+    },
+    "dossier.consultation_answered": {"consultation_id": "yk-1"},
+    "dossier.fees_due": {"amount": 150000, "reason": "Lệ phí cấp phép"},
+    "dossier.paused": {"reason": "Chờ xác minh"},
+    "dossier.resumed": {},
+    "dossier.withdrawn": {"approved_by": {"id": "ld-0001", "name": "Nguyễn Hữu Đạt"}},
+    "dossier.delayed": {"new_due_at": "2024-04-17T17:00:00+07:00", "reason": "Chờ thẩm định"},
+    "dossier.finished": {"pickup": "Trung tâm Hành chính công tỉnh, quầy 5"},
+    "dossier.delivered": {},
+}
+
+
+def event(
+    type_: str,
+    *,
+    id: str | None = None,
+    at: str | None = None,
+    code: str = CODE,
+    data: dict[str, Any] | None = None,
+    **dossier_changes: Any,
+) -> dict[str, Any]:
+    """A valid event body of ``type_`` (override anything after)."""
+    dossier = copy.deepcopy(DOSSIER) | {"code": code} | dossier_changes
+    if at is None:
+        at = dossier["received_at"] if type_ == "dossier.received" else "2024-04-02T09:00:00+07:00"
+    return {
+        "id": id or f"evt-{code}-{type_.split('.')[1]}-{at}",
+        "type": type_,
+        "occurred_at": at,
+        "dossier": dossier,
+        "actor": dict(ACTOR),
+        "data": copy.deepcopy(VALID_DATA[type_]) if data is None else data,
+    }
+
+
+@dataclass
+class Gateway:
+    """A gateway running on loopback HTTP, with signing helpers."""
+
+    client: TestClient
+    settings: Settings
+
+    def headers(
+        self, raw: bytes, source: str = "onestop", now: float | None = None
+    ) -> dict[str, str]:
+        headers = signed_headers(source, SOURCES[source], raw, time.time() if now is None else now)
+        headers["Content-Type"] = "application/json"
+        return headers
+
+    async def post_raw(
+        self,
+        path: str,
+        raw: bytes,
+        *,
+        source: str = "onestop",
+        headers: dict[str, str] | None = None,
+    ) -> ClientResponse:
+        return await self.client.post(path, data=raw, headers=headers or self.headers(raw, source))
+
+    async def post(self, body: Any, *, source: str = "onestop") -> tuple[int, Any, ClientResponse]:
+        raw = json.dumps(body, ensure_ascii=False).encode()
+        response = await self.post_raw("/v1/events", raw, source=source)
+        return response.status, await response.json(), response
+
+    async def batch(self, bodies: list[Any]) -> tuple[int, Any]:
+        raw = json.dumps({"events": bodies}, ensure_ascii=False).encode()
+        response = await self.post_raw("/v1/events/batch", raw)
+        return response.status, await response.json()
+
+    async def get(self, path: str, source: str = "onestop") -> tuple[int, Any]:
+        headers = signed_headers(source, SOURCES[source], b"", time.time())
+        response = await self.client.get(path, headers=headers)
+        return response.status, await response.json()
+
+    async def dossier(self, code: str = CODE) -> Any:
+        status, body = await self.get(f"/v1/dossiers/{code}")
+        assert status == 200, body
+        return body
+
+    async def check_pause(self, code: str = CODE) -> tuple[int, Any]:
+        raw = json.dumps({"dossier": code}).encode()
+        response = await self.post_raw("/v1/checks/pause", raw)
+        return response.status, await response.json()
