@@ -108,7 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return phones_cli.main(list(args.args))
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "demo":
+        configure_logging("WARNING", "text")  # the demo prints its own story on stdout
+    else:
+        configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
@@ -116,7 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from gateway import demo
 
-        configure_logging("WARNING", "text")
         return demo.main(settings, dossiers=args.dossiers, delay=args.delay, stay=not args.exit)
     if args.command == "get":
         return asyncio.run(_get(settings, args.path, args.url, args.source, args.secret))

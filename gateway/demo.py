@@ -48,7 +48,7 @@ def prepare(settings: Settings, out: TextIO) -> tuple[Settings, PrivateRedis | N
 async def _post_stories(
     base: str, source: str, secret: str, dossiers: int, delay: float, out: TextIO
 ) -> list[str]:
-    shop = OneStopShop(seed=int(time.time()))
+    shop = OneStopShop.starting_now()
     codes: list[str] = []
     async with aiohttp.ClientSession(base) as session:
         for _ in range(dossiers):

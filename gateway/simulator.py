@@ -54,10 +54,18 @@ class Posting:
 class OneStopShop:
     """Generates dossiers and their events; deterministic for a given seed."""
 
-    def __init__(self, seed: int = 1, start: datetime | None = None) -> None:
+    def __init__(self, seed: int = 1, start: datetime | None = None, first_sequence: int = 0) -> None:
         self.rng = random.Random(seed)
         self.clock = start or datetime(2026, 11, 16, 8, 0, tzinfo=TZ)
-        self.sequence = 0
+        self.sequence = first_sequence
+
+    @classmethod
+    def starting_now(cls) -> OneStopShop:
+        """A shop whose codes will not collide with an earlier run's on the same database."""
+        now = datetime.now(TZ).replace(second=0, microsecond=0)
+        seed = int(now.timestamp())
+        # Daily sequences are 4 digits; start where an earlier run today is unlikely to be.
+        return cls(seed=seed, start=now, first_sequence=random.Random(seed).randrange(9000))
 
     def _phone(self) -> str:
         r = self.rng.random()

@@ -262,7 +262,9 @@ class WorkingCalendar:
 
         Opening periods are half-open: at exactly 11:30 or 17:00 the office is closed.
         """
-        local = self._to_local(moment, "moment")
+        return self._next_working_moment(self._to_local(moment, "moment"))
+
+    def _next_working_moment(self, local: datetime) -> datetime:
         day = local.date()
         if self.is_working_day(day):
             for opens, closes in self._periods(day):
@@ -288,7 +290,7 @@ class WorkingCalendar:
         """
         if n < 0:
             raise ValueError(f"n must be 0 or more working days, got {n}")
-        day = self.next_working_moment(start).date()
+        day = self._next_working_moment(self._to_local(start, "start")).date()
         for _ in range(n):
             day = self.next_working_day(day)
         return self._at(day, self._hours.afternoon_end)
@@ -304,7 +306,7 @@ class WorkingCalendar:
         if not math.isfinite(hours) or hours < 0:
             raise ValueError(f"hours must be a finite number >= 0, got {hours!r}")
         remaining = timedelta(hours=hours)
-        current = self.next_working_moment(start)
+        current = self._next_working_moment(self._to_local(start, "start"))
         while True:
             day = current.date()
             for opens, closes in self._periods(day):

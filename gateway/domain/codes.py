@@ -141,15 +141,17 @@ def is_dossier_code(text: str) -> bool:
 def find_dossier_codes(text: str) -> list[CodeCandidate]:
     """Every dossier code typed in ``text``, repaired, in order of appearance, once each.
 
-    A span that already is a valid code is returned unchanged. Otherwise the slips
-    listed in the module docstring are repaired; in the three agency groups a look-alike
-    letter becomes a digit only when its group holds nothing but digits and look-alikes
-    (``OOO`` → ``000``, while ``A0B`` keeps its letters). A span is proposed only if the
-    repaired code is valid (real date included) and looks typed rather than
-    assembled from words: at least half of its digit positions and one of the two
-    after the agency letter were typed as real digits, and its agency groups hold at
-    least one digit.
-    Phone numbers and plain dates never match: a code needs a letter before its date.
+    The slips listed in the module docstring are repaired; in the three agency groups a
+    look-alike letter becomes a digit only when its group holds nothing but digits and
+    look-alikes (``OOO`` → ``000``, while ``A0B`` keeps its letters). A span that
+    already is a valid code is returned unchanged; if reading its agency that way gives
+    another code (``OOO.OO.12.H19-...``), that reading follows as a second, corrected
+    candidate for the same span, since both are plausible and only the citizen knows.
+
+    A repaired code is proposed only if it is valid (real date included) and looks
+    typed rather than assembled from words: at least half of its digit positions and
+    one of the two after the agency letter were typed as real digits, and its agency
+    groups hold at least one digit. Phone numbers and plain dates never match: a code needs a letter before its date.
     """
     normalized, starts, ends = _normalize(text)
     found: list[CodeCandidate] = []
@@ -158,16 +160,18 @@ def find_dossier_codes(text: str) -> list[CodeCandidate]:
     while (match := _CANDIDATE_RE.search(normalized, position)) is not None:
         start, end = starts[match.start()], ends[match.end() - 1]
         raw = text[start:end]
-        code = raw if is_dossier_code(raw) else _repair(match.group())
-        if code is None:
+        exact = raw if is_dossier_code(raw) else None
+        repaired = _repair(match.group())
+        if exact is None and repaired is None:
             # Overlapping spans are possible in principle; retry one character later.
             position = match.start() + 1
             continue
-        if code not in seen:
-            seen.add(code)
-            found.append(
-                CodeCandidate(code=code, raw=raw, start=start, end=end, corrected=raw != code)
-            )
+        for code in dict.fromkeys(c for c in (exact, repaired) if c is not None):
+            if code not in seen:
+                seen.add(code)
+                found.append(
+                    CodeCandidate(code=code, raw=raw, start=start, end=end, corrected=raw != code)
+                )
         position = match.end()
     return found
 

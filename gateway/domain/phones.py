@@ -88,11 +88,12 @@ Carrier hints follow the 2-digit prefix table of today's networks (``viettel``,
 ``051``, ``095``) is accepted with carrier ``None``.
 
 Masking (:func:`mask_phone`, :func:`mask_phones_in_text`): in a run of 9 or more
-digits, where single separators (space, dot, dash, brackets; at most two in a row)
-may sit between digits, the first three and the last three digits stay and every
-other digit becomes ``*``; separators and a leading ``+`` stay where they are:
+digits, where separators (space, dot, dash, brackets; at most two in a row) may sit
+between digits, the first three and the last three digits stay and every other
+digit becomes ``*``; separators and a leading ``+`` stay where they are:
 ``0912345678`` → ``091****678``, ``+84912345678`` → ``+849*****678``,
-``0912.345.678`` → ``091*.***.678``.
+``0912.345.678`` → ``091*.***.678``. In free text only runs of 9-14 digits count,
+and dates, IPv4 addresses and dossier codes are skipped (see the function).
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ _DASHES: Final = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u20
 _SURROUNDING: Final = " \t\r\n\"'`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb"
 _PIECE_TRIM: Final = _SURROUNDING + ".-:"
 
-_SCIENTIFIC: Final = re.compile(r"([0-9])(?:[.,]([0-9]*))?[eE]\+?([0-9]{1,2})")
+_SCIENTIFIC: Final = re.compile(r"([0-9])(?:[.,]([0-9]*))?[eE]([+-]?)([0-9]{1,2})")
 _DOT_ZERO: Final = re.compile(r"([0-9]{8,14})[.,]0+")
 _THOUSANDS: Final = re.compile(r"[0-9]{1,3}(?:,[0-9]{3}){2,4}(?:\.0+)?")
 
@@ -221,8 +222,15 @@ _OLD_BIG_CITY_GROUP: Final = re.compile(r"0[48][\s.\-]+[0-9]")
 _OLD_PROVINCE_LAYOUT: Final = re.compile(r"0[235-7][0-9][\s.\-]+[38][0-9]{6}")
 
 _MASK_RUN: Final = re.compile(r"[0-9](?:[ .\-()]{0,2}[0-9]){8,}")
+_IPV4_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _MASK_TEXT_RUN: Final = re.compile(
-    r"(?<![0-9])(?![0-9]{4}-[0-9]{2}-[0-9]{2})[0-9](?:[ .\-()]{0,2}[0-9]){8,13}(?![0-9])"
+    r"(?<![0-9])"
+    # Log lines are full of dates, client addresses and dossier codes
+    # (000.00.12.H56-240115-0001); masking those would make logs useless.
+    r"(?![0-9]{4}-[0-9]{2}-[0-9]{2})"
+    rf"(?!{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}(?![0-9]))"
+    r"(?![0-9]{0,3}-?[0-9]{6}-[0-9]{4}(?![0-9]))"
+    r"[0-9](?:[ .\-()]{0,2}[0-9]){8,13}(?![0-9])"
 )
 
 
@@ -327,8 +335,10 @@ def mask_phone(value: str) -> str:
 def mask_phones_in_text(text: str) -> str:
     """Mask every phone-looking run of 9-14 digits in free text (logs, messages).
 
-    Same rule as :func:`mask_phone`; runs that start an ISO date (``2024-01-15``)
-    and runs of 15+ digits (ids, not phones) are left alone.
+    Same rule as :func:`mask_phone`. Left alone: runs of 15+ digits (ids, not
+    phones) and runs that start an ISO date (``2024-01-15 12``), an IPv4 address
+    (``192.168.100.200``) or the date-sequence tail of a dossier code
+    (``H56-240115-0001``).
     """
     return _MASK_TEXT_RUN.sub(_mask_match, text)
 
@@ -377,8 +387,8 @@ def _repair_spreadsheet(text: str) -> _Outcome | None:
         digits = _NON_DIGIT.sub("", text.partition(".")[0])
         return _classify_digits(digits, digits)
     if match := _SCIENTIFIC.fullmatch(text):
-        lead, fraction, exponent = match.group(1), match.group(2) or "", int(match.group(3))
-        if len(fraction) > exponent:
+        lead, fraction, exponent = match.group(1), match.group(2) or "", int(match.group(4))
+        if match.group(3) == "-" or len(fraction) > exponent:
             return _Outcome(reason=INVALID)  # not a whole number, so not a phone
         if len(fraction) < exponent:
             # Padding with zeros would be a guess: the display dropped digits.

@@ -1,0 +1,103 @@
+"""The `tthc` command as an operator runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gateway.localredis import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _env(tmp_path: Path, redis_server: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "REDIS_URL": redis_server,
+        "EVENT_SOURCES": "onestop:s3cret-onestop",
+        "HTTP_PORT": str(free_port()),
+        **extra,
+    }
+
+
+def _tthc(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path, redis_server: str) -> None:
+    result = _tthc("serve", env=_env(tmp_path, redis_server), timeout=30)
+    assert result.returncode == 2
+    assert "run `tthc migrate` first" in result.stderr
+    assert "schema revision none" in result.stderr
+
+
+def test_bad_setting_stops_with_its_name(tmp_path: Path, redis_server: str) -> None:
+    result = _tthc("migrate", env=_env(tmp_path, redis_server, HTTP_PORT="http"), timeout=30)
+    assert result.returncode == 2
+    assert "HTTP_PORT: must be a whole number" in result.stderr
+
+
+def test_migrate_then_serve_is_ready(tmp_path: Path, redis_server: str) -> None:
+    env = _env(tmp_path, redis_server)
+    migrated = _tthc("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "revision 0001" in migrated.stderr
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{env['HTTP_PORT']}/readyz"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                    body = json.load(response)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+        assert body == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_demo_runs_without_any_redis_and_shows_dossiers(tmp_path: Path) -> None:
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    env = _env(tmp_path, dead_redis)
+    env.pop("EVENT_SOURCES")
+    demo = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo", "--dossiers", "4", "--delay", "0", "--exit"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "started a private one" in demo.stdout
+    posted = re.findall(r"→ (dossier\.\S+)\s+(\S+)\s+HTTP (\d+)", demo.stdout)
+    assert len(posted) >= 12
+    assert {status for _, _, status in posted} <= {"200", "202"}
+    assert posted[0][0] == "dossier.received"
+    assert "tthc get /v1/dossiers/" in demo.stdout
