@@ -55,22 +55,9 @@ def _settings() -> Settings:
 
 
 def _serve(settings: Settings) -> int:
-    from aiohttp import web
+    from gateway.server import serve
 
-    from gateway.http.app import create_app
-
-    try:
-        web.run_app(
-            create_app(settings),
-            host=settings.http_host,
-            port=settings.http_port,
-            access_log=None,
-            print=lambda msg: print(msg, file=sys.stderr),
-        )
-    except ConfigError as exc:
-        print(f"tthc: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return serve(settings)
 
 
 def _migrate(settings: Settings) -> int:
@@ -102,11 +89,13 @@ async def _get(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "phones":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["phones"]:
+        # Its options belong to it; argparse would claim the ones that look like ours.
         from gateway import phones_cli
 
-        return phones_cli.main(list(args.args))
+        return phones_cli.main(argv[1:])
+    args = _parser().parse_args(argv)
     settings = _settings()
     if args.command == "demo":
         configure_logging("WARNING", "text")  # the demo prints its own story on stdout

@@ -44,6 +44,7 @@ class Settings:
     redis_url: str
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    http_workers: int = 1
     event_sources: Mapping[str, str] = field(default_factory=dict)
     sms_providers: tuple[str, ...] = ("log",)
     quiet_hours: QuietHours | None = None
@@ -117,6 +118,7 @@ class Settings:
             redis_url=redis_url,
             http_host=get("HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "HTTP_PORT", 8080, low=1, high=65535),
+            http_workers=_int(env, "HTTP_WORKERS", 1, low=1, high=64),
             event_sources=_event_sources(get("EVENT_SOURCES")),
             sms_providers=_sms_providers(get("SMS_PROVIDERS", "log")),
             quiet_hours=_quiet_hours(get("QUIET_HOURS", "21:00-07:00")),

@@ -54,7 +54,9 @@ class Posting:
 class OneStopShop:
     """Generates dossiers and their events; deterministic for a given seed."""
 
-    def __init__(self, seed: int = 1, start: datetime | None = None, first_sequence: int = 0) -> None:
+    def __init__(
+        self, seed: int = 1, start: datetime | None = None, first_sequence: int = 0
+    ) -> None:
         self.rng = random.Random(seed)
         self.clock = start or datetime(2026, 11, 16, 8, 0, tzinfo=TZ)
         self.sequence = first_sequence

@@ -69,7 +69,7 @@ def test_migrate_then_serve_is_ready(tmp_path: Path, redis_server: str) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(url, timeout=2) as response:
                     body = json.load(response)
                 break
             except OSError:
@@ -101,3 +101,30 @@ def test_demo_runs_without_any_redis_and_shows_dossiers(tmp_path: Path) -> None:
     assert {status for _, _, status in posted} <= {"200", "202"}
     assert posted[0][0] == "dossier.received"
     assert "tthc get /v1/dossiers/" in demo.stdout
+
+
+def test_serve_with_two_workers_shares_the_port_and_stops_cleanly(
+    tmp_path: Path, redis_server: str
+) -> None:
+    env = _env(tmp_path, redis_server, HTTP_WORKERS="2")
+    assert _tthc("migrate", env=env).returncode == 0
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{env['HTTP_PORT']}/readyz"
+        deadline = time.monotonic() + 30
+        answered = 0
+        while answered < 20:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    answered += response.status == 200
+            except OSError:
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        assert server.wait(20) == 0

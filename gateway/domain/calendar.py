@@ -191,7 +191,8 @@ class WorkingCalendar:
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {tz!r}") from exc
         self._hours = hours
-        overrides = overrides or HolidayOverrides()
+        if overrides is None:
+            overrides = HolidayOverrides()
         self._days_off = {entry.day: entry.name for entry in overrides.days_off}
         self._working_days = frozenset(entry.day for entry in overrides.working_days)
         self._not_off = frozenset(entry.day for entry in overrides.not_off)
@@ -264,16 +265,6 @@ class WorkingCalendar:
         """
         return self._next_working_moment(self._to_local(moment, "moment"))
 
-    def _next_working_moment(self, local: datetime) -> datetime:
-        day = local.date()
-        if self.is_working_day(day):
-            for opens, closes in self._periods(day):
-                if local < opens:
-                    return opens
-                if local < closes:
-                    return local
-        return self._at(self.next_working_day(day), self._hours.morning_start)
-
     def add_working_days(self, start: datetime, n: int) -> datetime:
         """The appointment "``n`` working days after" ``start``: closing time of a day.
 
@@ -328,6 +319,16 @@ class WorkingCalendar:
         return self._to_local(ended, "ended").date() > due_day
 
     # -- internals ----------------------------------------------------------------------
+
+    def _next_working_moment(self, local: datetime) -> datetime:
+        day = local.date()
+        if self.is_working_day(day):
+            for opens, closes in self._periods(day):
+                if local < opens:
+                    return opens
+                if local < closes:
+                    return local
+        return self._at(self.next_working_day(day), self._hours.morning_start)
 
     def _to_local(self, moment: datetime, what: str) -> datetime:
         if not isinstance(moment, datetime):

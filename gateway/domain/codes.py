@@ -151,7 +151,8 @@ def find_dossier_codes(text: str) -> list[CodeCandidate]:
     A repaired code is proposed only if it is valid (real date included) and looks
     typed rather than assembled from words: at least half of its digit positions and
     one of the two after the agency letter were typed as real digits, and its agency
-    groups hold at least one digit. Phone numbers and plain dates never match: a code needs a letter before its date.
+    groups hold at least one digit. Phone numbers and plain dates never match: a code
+    needs a letter before its date.
     """
     normalized, starts, ends = _normalize(text)
     found: list[CodeCandidate] = []

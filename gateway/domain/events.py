@@ -8,12 +8,14 @@ fixes a payload in one round trip.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from gateway.domain.codes import parse_dossier_code
 from gateway.errors import FieldError, ValidationFailed
@@ -111,8 +113,7 @@ class Event:
 
 def body_fingerprint(body: Mapping[str, Any]) -> str:
     """A digest of the event's meaning, blind to key order and white space."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class _Reader:
@@ -170,6 +171,12 @@ class _Reader:
             return None
         if value.tzinfo is None or value.utcoffset() is None:
             self.fail(where, "must include a UTC offset, e.g. +07:00")
+            return None
+        try:
+            # Stored in UTC: an offset that pushes the moment past year 1-9999 cannot be.
+            value.astimezone(UTC)
+        except OverflowError:
+            self.fail(where, "is out of range")
             return None
         return value
 
@@ -326,7 +333,7 @@ def _fees_due(r: _Reader, raw: Mapping[str, Any]) -> dict[str, Any]:
     elif isinstance(amount, bool) or not isinstance(amount, int | float):
         r.fail("data.amount", "must be a number of đồng")
         amount = None
-    elif amount < 0 or amount != int(amount):
+    elif amount < 0 or not math.isfinite(amount) or amount != int(amount):
         r.fail("data.amount", "must be a whole, non-negative number of đồng")
         amount = None
     return {"amount": int(amount) if amount is not None else None, **_reason_only(r, raw)}
@@ -349,7 +356,7 @@ def _finished(r: _Reader, raw: Mapping[str, Any]) -> dict[str, Any]:
         delivery = None
     if pickup and delivery:
         r.fail("data", "give either pickup or delivery, not both")
-    elif not pickup and delivery is None and "delivery" not in raw:
+    elif not pickup and raw.get("delivery") is None:
         r.fail("data.pickup", "is required unless data.delivery is given")
     return {"pickup": pickup, "delivery": delivery}
 

@@ -54,10 +54,14 @@ or ``+84``; ``00``/``+`` mean international, ``84`` + 9 or 10 digits means +84):
   (C) it is exactly two groups, a 3-digit old area code and a 7-digit subscriber
       starting with 3 or 8: ``058 3822123``, ``061.3822123``.
 
-  Mobile groupings (``0912 345 678``, ``091 234 5678``, ``0912.345.678``,
-  ``0912345678``, ``091 2345678``) never match: their first group is 4 digits,
-  or three groups, or a ``09x``/``08x`` group, or a subscriber not starting 3/8.
-  Delivery receipts remain the final word on reachability.
+  The usual mobile layouts pass: ``0912 345 678``, ``0912.345.678`` (first group
+  of 4), ``091 234 5678``, ``058 382 2123`` (three groups), ``091 2345678``,
+  ``083 8221234`` (``09x``/``08x`` were never 3-digit area codes), ``038 2345678``
+  (subscriber starts with 2), ``0583822123`` (no layout to judge). The price: a
+  real mobile written exactly 3+7 with a subscriber starting 3 or 8
+  (``038 3822123``) is refused too, since that is the old landline's layout; the
+  citizen can be asked again. Delivery receipts remain the final word on
+  reachability.
 
 Reason codes (``PhoneResult.reason``)
 -------------------------------------
@@ -92,8 +96,9 @@ digits, where separators (space, dot, dash, brackets; at most two in a row) may 
 between digits, the first three and the last three digits stay and every other
 digit becomes ``*``; separators and a leading ``+`` stay where they are:
 ``0912345678`` → ``091****678``, ``+84912345678`` → ``+849*****678``,
-``0912.345.678`` → ``091*.***.678``. In free text only runs of 9-14 digits count,
-and dates, IPv4 addresses and dossier codes are skipped (see the function).
+``0912.345.678`` → ``091*.***.678``. In free text only runs of 9-14 digits count
+(longer grouped runs are split into numbers), and ids, dates, IPv4 addresses and
+dossier codes are skipped (see :func:`mask_phones_in_text`).
 """
 
 from __future__ import annotations
@@ -210,7 +215,7 @@ _LABELS: Final = re.compile(
     r"|zalo|hotline)(?![^\W\d_])[\s.:\-]*)+",
     re.IGNORECASE,
 )
-_TEXT_COLON: Final = re.compile(r"^[^\d:+]*[^\W\d_][^\d:+]*:\s*")
+_TEXT_COLON: Final = re.compile(r"([^\d:+]*):\s*")
 _LETTER: Final = re.compile(r"[^\W\d_]")
 _ANY_DIGIT: Final = re.compile(r"\d")
 _NON_DIGIT: Final = re.compile(r"[^0-9]")
@@ -221,17 +226,15 @@ _OLD_AREA_BRACKETED: Final = re.compile(r"\(\s*0(?:[48]|[235-7][0-9])\s*\)")
 _OLD_BIG_CITY_GROUP: Final = re.compile(r"0[48][\s.\-]+[0-9]")
 _OLD_PROVINCE_LAYOUT: Final = re.compile(r"0[235-7][0-9][\s.\-]+[38][0-9]{6}")
 
-_MASK_RUN: Final = re.compile(r"[0-9](?:[ .\-()]{0,2}[0-9]){8,}")
+# A digit run may hold up to two separators between digits: "(08) 3822", "+84 (0) 912".
+_DIGIT_RUN: Final = re.compile(r"[0-9](?:[ .\-()]{0,2}[0-9])*")
+_DIGIT_CHUNK: Final = re.compile(r"[0-9]+")
 _IPV4_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_MASK_TEXT_RUN: Final = re.compile(
-    r"(?<![0-9])"
-    # Log lines are full of dates, client addresses and dossier codes
-    # (000.00.12.H56-240115-0001); masking those would make logs useless.
-    r"(?![0-9]{4}-[0-9]{2}-[0-9]{2})"
-    rf"(?!{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}(?![0-9]))"
-    r"(?![0-9]{0,3}-?[0-9]{6}-[0-9]{4}(?![0-9]))"
-    r"[0-9](?:[ .\-()]{0,2}[0-9]){8,13}(?![0-9])"
-)
+_IPV4: Final = re.compile(rf"{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}")
+_ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DOSSIER_TAIL: Final = re.compile(r"(?:[0-9]{1,3}-)?[0-9]{6}-[0-9]{4}")
+_MASK_MIN_DIGITS: Final = 9
+_MASK_MAX_DIGITS_IN_TEXT: Final = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,23 +332,57 @@ def mask_phone(value: str) -> str:
     A run is 9+ digits with at most two separators (space, dot, dash, bracket)
     between neighbours; shorter runs are left as they are.
     """
-    return _MASK_RUN.sub(_mask_match, value)
+    return _DIGIT_RUN.sub(lambda match: _mask_run(match.group(0)), value)
 
 
 def mask_phones_in_text(text: str) -> str:
     """Mask every phone-looking run of 9-14 digits in free text (logs, messages).
 
-    Same rule as :func:`mask_phone`. Left alone: runs of 15+ digits (ids, not
-    phones) and runs that start an ISO date (``2024-01-15 12``), an IPv4 address
-    (``192.168.100.200``) or the date-sequence tail of a dossier code
+    Same rule as :func:`mask_phone`. A longer run made of several groups
+    (``0912 345 678 0987 654 321``) is masked group by group, joining groups until
+    they hold 9+ digits. Left alone so that logs stay useful: one unbroken run of
+    15+ digits (an id), an IPv4 address (``192.168.100.200``), an ISO date
+    (``2024-01-15``) and the date-sequence tail of a dossier code
     (``H56-240115-0001``).
     """
-    return _MASK_TEXT_RUN.sub(_mask_match, text)
+    return _DIGIT_RUN.sub(_mask_text_run, text)
 
 
-def _mask_match(match: re.Match[str]) -> str:
+def _mask_text_run(match: re.Match[str]) -> str:
     run = match.group(0)
-    total = sum(ch.isdigit() for ch in run)
+    if _IPV4.fullmatch(run) or _DOSSIER_TAIL.fullmatch(run):
+        return run
+    if date := _ISO_DATE.match(run):
+        return run[: date.end()] + _mask_groups(run[date.end() :])
+    return _mask_groups(run)
+
+
+def _mask_groups(run: str) -> str:
+    if _digit_count(run) <= _MASK_MAX_DIGITS_IN_TEXT:
+        return _mask_run(run)
+    chunks = list(_DIGIT_CHUNK.finditer(run))
+    if len(chunks) == 1:
+        return run
+    out: list[str] = []
+    done = 0  # end of the text already copied to ``out``
+    group_start, group_digits = chunks[0].start(), 0
+    for chunk in chunks:
+        if group_digits == 0:
+            group_start = chunk.start()
+        group_digits += len(chunk.group(0))
+        if group_digits >= _MASK_MIN_DIGITS:
+            out.append(run[done:group_start])
+            group = run[group_start : chunk.end()]
+            out.append(_mask_run(group) if group_digits <= _MASK_MAX_DIGITS_IN_TEXT else group)
+            done, group_digits = chunk.end(), 0
+    out.append(run[done:])
+    return "".join(out)
+
+
+def _mask_run(run: str) -> str:
+    total = _digit_count(run)
+    if total < _MASK_MIN_DIGITS:
+        return run
     seen = 0
     out: list[str] = []
     for ch in run:
@@ -433,7 +470,10 @@ def _digit_count(text: str) -> int:
 
 def _normalize_piece(piece: str) -> _Outcome:
     piece = _LABELS.sub("", piece)
-    piece = _TEXT_COLON.sub("", piece).strip(_PIECE_TRIM)
+    # "Chủ hộ: 0912…": any wording before a colon is a label too.
+    if (label := _TEXT_COLON.match(piece)) and _LETTER.search(label.group(1)):
+        piece = piece[label.end() :]
+    piece = piece.strip(_PIECE_TRIM)
     if not piece:
         return _Outcome(reason=EMPTY)
     spreadsheet = _repair_spreadsheet(piece)

@@ -151,7 +151,8 @@ def _second_occurrence(event: Event, dossier: DossierState, history: History) ->
             actor.id if actor else None,
             actor.name if actor else None,
         )
-        number = len(earlier) + 1
+        # Its rank by occurred_at: an event arriving between two recorded ones is not last.
+        number = 1 + sum(p.occurred_at <= event.occurred_at for p in earlier)
     else:
         # This older event arrived late: the previously-first one, never flagged, is now second.
         target, number = first, 2

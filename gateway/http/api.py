@@ -6,11 +6,11 @@ to the ingest writer or a query, and answer.
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+import orjson
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 async def _authenticated_body(request: web.Request, *, json_body: bool) -> tuple[str, bytes]:
@@ -59,15 +59,29 @@ async def _authenticated_body(request: web.Request, *, json_body: bool) -> tuple
 
 def _decode(raw: bytes) -> Any:
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedInput(f"the body is not UTF-8 (byte {exc.start})") from exc
-    except ValueError as exc:
+    try:
+        # orjson follows RFC 8259 strictly: NaN, Infinity and trailing commas are refused.
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise MalformedInput(f"the body is not valid JSON: {exc}") from exc
 
 
-def _answer(outcome: Outcome) -> web.Response:
-    response = web.json_response(outcome.answer, status=200 if outcome.replayed else 202)
+def _localised(answer: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    # A dossier loaded from the database carries UTC times, a new one the event's offset:
+    # answer in the gateway's zone either way, like GET /v1/dossiers, replays included.
+    due_at = answer["dossier"]["due_at"]
+    if due_at is None:
+        return answer
+    local = datetime.fromisoformat(due_at).astimezone(zone).isoformat()
+    return answer | {"dossier": answer["dossier"] | {"due_at": local}}
+
+
+def _answer(request: web.Request, outcome: Outcome) -> web.Response:
+    answer = _localised(outcome.answer, request.app[SETTINGS].tz)
+    response = web.json_response(answer, status=200 if outcome.replayed else 202)
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -99,7 +113,7 @@ async def post_event(request: web.Request) -> web.Response:
     _count(request, event.type, outcome)
     if isinstance(outcome, Exception):
         raise outcome
-    return _answer(outcome)
+    return _answer(request, outcome)
 
 
 @routes.post("/v1/events/batch")
@@ -132,7 +146,8 @@ async def post_batch(request: web.Request) -> web.Response:
         _count(request, submission.event.type, outcome)
         entry: dict[str, Any] = {"index": index, "id": submission.event.id}
         if isinstance(outcome, Outcome):
-            entry |= {"status": 200 if outcome.replayed else 202, "answer": outcome.answer}
+            answer = _localised(outcome.answer, request.app[SETTINGS].tz)
+            entry |= {"status": 200 if outcome.replayed else 202, "answer": answer}
             if outcome.replayed:
                 entry["replayed"] = True
         else:
@@ -147,7 +162,7 @@ async def post_batch(request: web.Request) -> web.Response:
         "replayed": sum(r["status"] == 200 for r in results),
         "rejected": sum(r["status"] >= 400 for r in results),
     }
-    return web.json_response({"results": results, **summary})
+    return web.json_response({"results": results, **summary}, dumps=_dumps)
 
 
 def _prefixed(exc: ValidationFailed, index: int) -> ValidationFailed:
@@ -177,7 +192,7 @@ async def get_dossier(request: web.Request) -> web.Response:
         raise StorageUnavailable("the database is unavailable") from exc
     if view is None:
         raise NotFound(f"no dossier {code}")
-    return web.json_response(view)
+    return web.json_response(view, dumps=_dumps)
 
 
 @routes.post("/v1/checks/pause")

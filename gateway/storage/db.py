@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -61,6 +62,14 @@ def _on_sqlite_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> No
     cursor.close()
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# orjson is several times faster than the standard library on the ingest hot path.
+_JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
 def create_engine(url: str, *, writer: bool = False, pool_size: int = 5) -> AsyncEngine:
     """An async engine; ``writer=True`` makes the single-connection SQLite writer."""
     parsed = parse_database_url(url)
@@ -72,6 +81,7 @@ def create_engine(url: str, *, writer: bool = False, pool_size: int = 5) -> Asyn
             pool_size=1 if writer else pool_size,
             max_overflow=0 if writer else 10,
             connect_args={"timeout": 10},
+            **_JSON,
         )
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
@@ -81,15 +91,19 @@ def create_engine(url: str, *, writer: bool = False, pool_size: int = 5) -> Asyn
             conn.exec_driver_sql(begin)
 
         return engine
-    connect_args: dict[str, Any] = {"command_timeout": 30}
+    # asyncpg prepares every statement; a generic plan cached while a table was empty (a
+    # sequential scan) would otherwise stay in use as the table grows.
+    server_settings = {"plan_cache_mode": "force_custom_plan"}
     if parsed.schema:
-        connect_args["server_settings"] = {"search_path": parsed.schema}
+        server_settings["search_path"] = parsed.schema
+    connect_args: dict[str, Any] = {"command_timeout": 30, "server_settings": server_settings}
     return create_async_engine(
         parsed.async_url,
         pool_size=pool_size,
         max_overflow=10,
         pool_pre_ping=True,
         connect_args=connect_args,
+        **_JSON,
     )
 
 

@@ -189,18 +189,31 @@ class IngestWriter:
         return outcomes
 
 
+def _in(conn: AsyncConnection, column: sa.ColumnElement[Any], values: Sequence[str]) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)`` so the SQL text (and asyncpg's
+    prepared statement) is the same whatever the number of values."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(sa.String())))
+    return column.in_(values)
+
+
 async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
-    event_ids = sorted({s.event.id for s in batch})
     codes = sorted({s.event.dossier.code for s in batch})
     known: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
-    for row in await conn.execute(
-        sa.select(
-            events.c.source_id, events.c.event_id, events.c.fingerprint, events.c.answer
-        ).where(events.c.event_id.in_(event_ids))
-    ):
-        known[(row.source_id, row.event_id)] = (row.fingerprint, row.answer)
+    ids_by_source: dict[str, set[str]] = defaultdict(set)
+    for sub in batch:
+        ids_by_source[sub.source_id].add(sub.event.id)
+    for source_id, ids in ids_by_source.items():
+        # (source_id, event_id) is the unique index: both columns, or a full scan.
+        rows = await conn.execute(
+            sa.select(events.c.event_id, events.c.fingerprint, events.c.answer).where(
+                events.c.source_id == source_id, _in(conn, events.c.event_id, sorted(ids))
+            )
+        )
+        for row in rows:
+            known[(source_id, row.event_id)] = (row.fingerprint, row.answer)
 
-    query = sa.select(dossiers).where(dossiers.c.code.in_(codes))
+    query = sa.select(dossiers).where(_in(conn, dossiers.c.code, codes))
     if conn.dialect.name == "postgresql":
         # Serialise concurrent gateways on the same dossier; lock in a fixed order.
         query = query.order_by(dossiers.c.code).with_for_update()
@@ -218,7 +231,7 @@ async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
                 events.c.occurred_at,
                 events.c.actor_id,
                 events.c.actor_name,
-            ).where(events.c.dossier_code.in_(history_codes), events.c.type.in_(_ONCE_TYPES))
+            ).where(_in(conn, events.c.dossier_code, history_codes), events.c.type.in_(_ONCE_TYPES))
         )
         for past in rows:
             history_events[past.dossier_code].append(
@@ -227,7 +240,7 @@ async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
                 )
             )
         for row in await conn.execute(
-            sa.select(consultations).where(consultations.c.dossier_code.in_(history_codes))
+            sa.select(consultations).where(_in(conn, consultations.c.dossier_code, history_codes))
         ):
             history_consultations[row.dossier_code][row.consultation_id] = ConsultationView(
                 row.consultation_id, row.agency_code, row.requested_at, row.due_at, row.answered_at
@@ -242,7 +255,7 @@ async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
                 notices.c.kind,
                 notices.c.state,
                 notices.c.channel,
-            ).where(notices.c.dossier_code.in_(codes))
+            ).where(_in(conn, notices.c.dossier_code, codes))
         )
         existing_notices = {row.dedupe_key: dict(row._mapping) for row in rows}
     return _GroupState(

@@ -342,7 +342,9 @@ def test_overrides_add_days_off_working_days_and_cancel_package_holidays(tmp_pat
         tmp_path,
         """
         [2025]
-        days_off = [{ date = 2025-03-10, name = "Nghỉ theo quyết định của tỉnh", source = "QĐ 1/UBND" }]
+        days_off = [
+          { date = 2025-03-10, name = "Nghỉ theo quyết định của tỉnh", source = "QĐ 1/UBND" },
+        ]
         working_days = [{ date = "2025-03-15", name = "Làm bù" }]
         not_off = [{ date = 2025-09-01, name = "Không nghỉ" }]
 
@@ -446,7 +448,10 @@ def test_not_utf8(tmp_path: Path) -> None:
             " { date = 2026-01-10, name = 'b' }]\n",
             ["[2025].working_days entry 2", "2026-01-10 is not in 2025; put it under [2026]"],
         ),
-        ("[2025]\ndays_off = [{ date = 2025-01-01 }]\n", ["entry 1 (2025-01-01) needs a non-empty name"]),
+        (
+            "[2025]\ndays_off = [{ date = 2025-01-01 }]\n",
+            ["entry 1 (2025-01-01) needs a non-empty name"],
+        ),
         ("[2025]\ndays_off = [{ date = 2025-01-01, name = ' ' }]\n", ["needs a non-empty name"]),
         ("[2025]\ndays_off = [{ date = 2025-01-01, name = 1 }]\n", ["needs a non-empty name"]),
         (
@@ -454,7 +459,8 @@ def test_not_utf8(tmp_path: Path) -> None:
             ["source must be a string"],
         ),
         (
-            "[2025]\ndays_off = [{ date = 2025-01-01, name = 'a' }, { date = 2025-01-01, name = 'b' }]\n",
+            "[2025]\ndays_off = [{ date = 2025-01-01, name = 'a' },"
+            " { date = 2025-01-01, name = 'b' }]\n",
             ["[2025].days_off entry 2: 2025-01-01 is already listed in [2025].days_off"],
         ),
         (

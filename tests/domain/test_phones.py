@@ -102,7 +102,9 @@ def test_table_is_broad() -> None:
 
 
 CARRIER_BY_PREFIX = {
-    **dict.fromkeys(["32", "33", "34", "35", "36", "37", "38", "39", "86", "96", "97", "98"], "viettel"),
+    **dict.fromkeys(
+        ["32", "33", "34", "35", "36", "37", "38", "39", "86", "96", "97", "98"], "viettel"
+    ),
     **dict.fromkeys(["81", "82", "83", "84", "85", "88", "91", "94"], "vinaphone"),
     **dict.fromkeys(["70", "76", "77", "78", "79", "89", "90", "93"], "mobifone"),
     **dict.fromkeys(["52", "56", "58", "92"], "vietnamobile"),
@@ -261,10 +263,8 @@ def test_never_accepts_letters_inside_the_digits(raw: str) -> None:
     assert not result.ok, result
 
 
-_messy = st.text(
-    alphabet=st.sampled_from(list(string.digits * 4 + " .-+()/,;'xlOE") + ["SĐT: ", "hoặc", "(anh Nam)"]),
-    max_size=30,
-)
+_MESSY_TOKENS = [*(string.digits * 4), *" .-+()/,;'xlOE", "SĐT: ", " hoặc ", "(anh Nam)", "0084"]
+_messy = st.lists(st.sampled_from(_MESSY_TOKENS), max_size=25).map("".join)
 
 
 @settings(max_examples=400)
@@ -324,7 +324,10 @@ def test_mask_phone(value: str, masked: str) -> None:
         ("0912345678-0987654321", "091****678-098****321"),
         ("old 0084 162 345 6789", "old 008* *** *** *789"),
         # Not phones: left alone so logs stay useful.
-        ("at 2024-01-15 12:30:45 from 192.168.100.200", "at 2024-01-15 12:30:45 from 192.168.100.200"),
+        (
+            "at 2024-01-15 12:30:45 from 192.168.100.200",
+            "at 2024-01-15 12:30:45 from 192.168.100.200",
+        ),
         ("hồ sơ 000.00.12.H56-240115-0001 đã xử lý", "hồ sơ 000.00.12.H56-240115-0001 đã xử lý"),
         ("request id 123456789012345678", "request id 123456789012345678"),
         ("mã 12345678, 1 tin", "mã 12345678, 1 tin"),

@@ -50,7 +50,7 @@ async def _count(url: str, table: str, code: str) -> int:
     try:
         async with engine.connect() as conn:
             column = "code" if table == "dossiers" else "dossier_code"
-            query = sa.text(f"SELECT COUNT(*) FROM {table} WHERE {column} = :code")  # noqa: S608
+            query = sa.text(f"SELECT COUNT(*) FROM {table} WHERE {column} = :code")
             return int((await conn.execute(query, {"code": code})).scalar_one())
     finally:
         await engine.dispose()
@@ -66,7 +66,9 @@ async def test_failure_midway_leaves_nothing_of_the_event(gateway: Gateway) -> N
     doomed = event("dossier.received", code=DOOMED, applicant={"name": "Lê Thị Hoa", "phone": ""})
     others = [event("dossier.received", code=f"000.00.12.H19-240401-{n:04d}") for n in range(1, 9)]
     # Posted together so they share a group transaction with the doomed one.
-    answers = await asyncio.gather(*(gateway.post(body) for body in [*others[:4], doomed, *others[4:]]))
+    answers = await asyncio.gather(
+        *(gateway.post(body) for body in [*others[:4], doomed, *others[4:]])
+    )
     statuses = [status for status, _, _ in answers]
     assert statuses[4] == 503
     assert answers[4][2].headers["Retry-After"].isdigit()
