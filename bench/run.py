@@ -73,8 +73,8 @@ def wrk(
         env={**os.environ, **(env or {})},
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return WrkResult(rps, p50, p99, int(bad.group(1)) if bad else 0)
 
@@ -364,7 +364,18 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     args.output.write_text(text, encoding="utf-8")
+    _update_readme(text)
     return 0
+
+
+def _update_readme(text: str) -> None:
+    """Put the figures between the README's bench markers."""
+    readme = HERE.parent / "README.md"
+    content = readme.read_text(encoding="utf-8")
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    if start in content and end in content:
+        head, rest = content.split(start, 1)
+        readme.write_text(head + start + text + rest[rest.index(end) :], encoding="utf-8")
 
 
 async def _drop_schemas(url: str, schemas: list[str]) -> None:

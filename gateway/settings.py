@@ -21,6 +21,7 @@ from gateway.errors import ConfigError
 _SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _QUIET = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _KNOWN_SMS_PROVIDERS = frozenset({"esms", "speedsms", "log"})
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_batch_events: int = 500
     holiday_overrides_file: Path | None = None
+    templates_dir: Path = DEFAULT_TEMPLATES_DIR
     log_level: str = "INFO"
     log_format: str = "json"
     retention_days: int = 730
@@ -100,6 +102,11 @@ class Settings:
         if overrides_path is not None and not overrides_path.is_file():
             raise ConfigError("HOLIDAY_OVERRIDES_FILE", f"no such file: {overrides_path}")
 
+        templates = get("TEMPLATES_DIR")
+        templates_dir = Path(templates) if templates else DEFAULT_TEMPLATES_DIR
+        if not templates_dir.is_dir():
+            raise ConfigError("TEMPLATES_DIR", f"no such folder: {templates_dir}")
+
         time_zone = get("TIME_ZONE", "Asia/Ho_Chi_Minh")
         try:
             ZoneInfo(time_zone)
@@ -127,6 +134,7 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, low=1024, high=64 << 20),
             max_batch_events=_int(env, "MAX_BATCH_EVENTS", 500, low=1, high=5000),
             holiday_overrides_file=overrides_path,
+            templates_dir=templates_dir,
             log_level=log_level,
             log_format=log_format,
             retention_days=_int(env, "RETENTION_DAYS", 730, low=1, high=36500),

@@ -11,9 +11,6 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-
-
 def _vn_datetime(value: str | datetime | None, zone: tzinfo | None = None) -> str:
     """``17:00 ngày 12/04/2024`` in the gateway's time zone."""
     if value is None:
@@ -27,7 +24,7 @@ def _vn_datetime(value: str | datetime | None, zone: tzinfo | None = None) -> st
 class Texts:
     """Renders the project's text templates."""
 
-    def __init__(self, directory: Path = TEMPLATES_DIR) -> None:
+    def __init__(self, directory: Path) -> None:
         self.env = Environment(
             loader=FileSystemLoader(directory),
             undefined=StrictUndefined,

@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics()
-    app[TEXTS] = Texts()
+    app[TEXTS] = Texts(settings.templates_dir)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.add_routes(api.routes)
