@@ -128,3 +128,14 @@ def test_serve_with_two_workers_shares_the_port_and_stops_cleanly(
     finally:
         server.terminate()
         assert server.wait(20) == 0
+
+
+def test_malformed_holiday_overrides_stop_the_start(tmp_path: Path, redis_server: str) -> None:
+    overrides = tmp_path / "overrides.toml"
+    overrides.write_text('[2026]\ndays_off = [{date = "2026-13-01", name = "x"}]\n')
+    env = _env(tmp_path, redis_server, HOLIDAY_OVERRIDES_FILE=str(overrides))
+    assert _tthc("migrate", env=env).returncode == 0
+    result = _tthc("serve", env=env, timeout=30)
+    assert result.returncode == 2
+    assert "HOLIDAY_OVERRIDES_FILE" in result.stderr
+    assert "days_off entry 1" in result.stderr

@@ -8,9 +8,19 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.errors import ConfigError
 from gateway.http import api, ops
-from gateway.http.keys import CLOCK, DATABASE, METRICS, REDIS, SETTINGS, TEXTS, WRITER
+from gateway.http.keys import (
+    CALENDAR,
+    CLOCK,
+    DATABASE,
+    METRICS,
+    REDIS,
+    SETTINGS,
+    TEXTS,
+    WRITER,
+)
 from gateway.http.problems import problem_middleware
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -59,6 +69,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[CLOCK] = clock
     app[METRICS] = Metrics()
     app[TEXTS] = Texts(settings.templates_dir)
+    # Loaded now so a malformed overrides file stops the start, naming the variable.
+    app[CALENDAR] = WorkingCalendar(
+        load_overrides(settings.holiday_overrides_file or DEFAULT_OVERRIDES_FILE),
+        tz=settings.time_zone,
+    )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.add_routes(api.routes)

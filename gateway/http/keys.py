@@ -7,6 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.domain.calendar import WorkingCalendar
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.storage.db import Database
@@ -20,3 +21,4 @@ WRITER = web.AppKey("writer", IngestWriter)
 METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 TEXTS = web.AppKey("texts", Texts)
+CALENDAR = web.AppKey("calendar", WorkingCalendar)
