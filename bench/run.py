@@ -158,7 +158,9 @@ def gateway_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
     }
 
 
-def ingest(database_url: str, redis_url: str, seconds: int, workdir: Path) -> WrkResult:
+@contextmanager
+def gateway(database_url: str, redis_url: str) -> Iterator[str]:
+    """A migrated `tthc serve` on a free port; yields its base URL."""
     port = free_port()
     env = gateway_env(database_url, redis_url, port)
     subprocess.run(
@@ -167,13 +169,17 @@ def ingest(database_url: str, redis_url: str, seconds: int, workdir: Path) -> Wr
         check=True,
         capture_output=True,
     )
+    base = f"http://127.0.0.1:{port}"
+    with serving([sys.executable, "-m", "gateway", "serve"], env, f"{base}/healthz"):
+        yield base
+
+
+def ingest(database_url: str, redis_url: str, seconds: int, workdir: Path) -> WrkResult:
     requests = workdir / "requests.tsv"
     write_requests(requests, _events(12000 * seconds))
-    with serving(
-        [sys.executable, "-m", "gateway", "serve"], env, f"http://127.0.0.1:{port}/healthz"
-    ):
+    with gateway(database_url, redis_url) as base:
         return wrk(
-            f"http://127.0.0.1:{port}/v1/events",
+            f"{base}/v1/events",
             seconds,
             HERE / "ingest.lua",
             {"BENCH_REQUESTS": str(requests), "BENCH_SOURCE": SOURCE},
@@ -202,19 +208,9 @@ async def _post_batches(base: str, events: list[dict[str, Any]], size: int) -> f
 
 
 def batch_ingest(database_url: str, redis_url: str) -> float:
-    port = free_port()
-    env = gateway_env(database_url, redis_url, port)
-    subprocess.run(
-        [sys.executable, "-m", "gateway", "migrate"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-    )
     events = _events(20000)
-    with serving(
-        [sys.executable, "-m", "gateway", "serve"], env, f"http://127.0.0.1:{port}/healthz"
-    ):
-        return asyncio.run(_post_batches(f"http://127.0.0.1:{port}", events, 500))
+    with gateway(database_url, redis_url) as base:
+        return asyncio.run(_post_batches(base, events, 500))
 
 
 PHONES = [

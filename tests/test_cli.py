@@ -40,6 +40,22 @@ def _tthc(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.Co
     )
 
 
+def _readyz_answers(env: dict[str, str], count: int) -> dict[str, object]:
+    """Poll /readyz until it has answered 200 ``count`` times; return the last body."""
+    url = f"http://127.0.0.1:{env['HTTP_PORT']}/readyz"
+    deadline = time.monotonic() + 30
+    answered, body = 0, {}
+    while answered < count:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                body = json.load(response)
+                answered += response.status == 200
+        except OSError:
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.1)
+    return body
+
+
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path, redis_server: str) -> None:
     result = _tthc("serve", env=_env(tmp_path, redis_server), timeout=30)
     assert result.returncode == 2
@@ -65,16 +81,7 @@ def test_migrate_then_serve_is_ready(tmp_path: Path, redis_server: str) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        url = f"http://127.0.0.1:{env['HTTP_PORT']}/readyz"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    body = json.load(response)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(0.1)
+        body = _readyz_answers(env, 1)
         assert body == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
     finally:
         server.terminate()
@@ -115,16 +122,7 @@ def test_serve_with_two_workers_shares_the_port_and_stops_cleanly(
         stderr=subprocess.DEVNULL,
     )
     try:
-        url = f"http://127.0.0.1:{env['HTTP_PORT']}/readyz"
-        deadline = time.monotonic() + 30
-        answered = 0
-        while answered < 20:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    answered += response.status == 200
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(0.1)
+        _readyz_answers(env, 20)
     finally:
         server.terminate()
         assert server.wait(20) == 0
