@@ -6,7 +6,7 @@ Domain code raises these; it never knows about HTTP. One middleware
     GatewayError
     ├── ConfigError                 a setting is missing or malformed (names the variable)
     ├── InputError                  the caller sent something we will not accept
-    │   ├── MalformedInput          not parseable at all (bad JSON, not an object)
+    │   ├── MalformedInput          not parseable at all (bad JSON, not UTF-8)
     │   ├── UnsupportedMediaType    wrong Content-Type
     │   ├── PayloadTooLarge         body over the limit
     │   └── ValidationFailed        parseable, but fields are wrong (carries FieldError list)

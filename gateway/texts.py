@@ -11,6 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+
 def _vn_datetime(value: str | datetime | None, zone: tzinfo | None = None) -> str:
     """``17:00 ngày 12/04/2024`` in the gateway's time zone."""
     if value is None:

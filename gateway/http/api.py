@@ -188,7 +188,7 @@ async def get_dossier(request: web.Request) -> web.Response:
     try:
         async with request.app[DATABASE].reader.connect() as conn:
             view = await queries.dossier_view(conn, code, request.app[SETTINGS].tz)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
         raise StorageUnavailable("the database is unavailable") from exc
     if view is None:
         raise NotFound(f"no dossier {code}")
@@ -207,7 +207,7 @@ async def check_pause(request: web.Request) -> web.Response:
     try:
         async with request.app[DATABASE].reader.connect() as conn:
             answer = await queries.pause_check(conn, code, now, settings.tz)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
         raise StorageUnavailable("the database is unavailable") from exc
     if answer is None:
         raise NotFound(f"no dossier {code}")

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 _DOSSIER_FIELDS = tuple(f.name for f in fields(DossierState))
 _ONCE_TYPES = ("dossier.delayed", "dossier.supplement_requested")
+# An unreachable server surfaces as OSError (ConnectionRefusedError, TimeoutError...), not
+# wrapped by SQLAlchemy when a pooled connection has to be opened again.
+_DATABASE_ERRORS = (SQLAlchemyError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +130,21 @@ class IngestWriter:
             group = [await self._queue.get()]
             while len(group) < self._max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
-            await self._write(group)
+            try:
+                await self._write(group)
+            except Exception:
+                # A bug may cost this group its answer, never the writer its life.
+                log.exception("ingest group of %d failed unexpectedly", len(group))
+                for pending in group:
+                    if not pending.future.done():
+                        pending.future.set_exception(
+                            StorageUnavailable("the event could not be stored; retry it")
+                        )
 
     async def _write(self, group: list[_Pending]) -> None:
         try:
             outcomes = await self._transaction([p.submission for p in group])
-        except SQLAlchemyError as exc:
+        except _DATABASE_ERRORS as exc:
             if len(group) == 1:
                 self._fail(group[0], exc)
                 return
@@ -159,8 +171,11 @@ class IngestWriter:
                 if attempt == 2:
                     self._fail(pending, exc)
                 continue
-            except SQLAlchemyError as exc:
+            except _DATABASE_ERRORS as exc:
                 self._fail(pending, exc)
+                return
+            # The request may have gone away (cancelled) while the group was retried.
+            if pending.future.done():
                 return
             if isinstance(outcome, Exception):
                 pending.future.set_exception(outcome)
@@ -168,12 +183,14 @@ class IngestWriter:
                 pending.future.set_result(outcome)
             return
 
-    def _fail(self, pending: _Pending, exc: SQLAlchemyError) -> None:
+    def _fail(self, pending: _Pending, exc: Exception) -> None:
         log.error(
             "event not recorded",
             extra={"event_id": pending.submission.event.id, "error": type(exc).__name__},
         )
-        connection_lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+        connection_lost = isinstance(exc, OSError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        )
         detail = (
             "the database is unavailable" if connection_lost else "the event could not be stored"
         )

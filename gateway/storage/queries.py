@@ -148,10 +148,10 @@ async def pause_check(
         for c in await _consultations(conn, code, zone)
         if c["requested_at"] is not None and c["answered_at"] is None
     ]
-    if pending:
+    if row.state in TERMINAL_STATES:
+        reason = "dossier_closed"  # nothing left to pause, whatever is still open
+    elif pending:
         reason = "consultation_pending"
-    elif row.state in TERMINAL_STATES:
-        reason = "dossier_closed"
     elif row.state == "paused":
         reason = "already_paused"
     else:
