@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from gateway.settings import Settings
 from gateway.signing import signed_headers
+from gateway.storage.db import parse_database_url
 
 SOURCES = {"onestop": "s3cret-onestop", "dvc": "0ther-secret-dvc"}
 CODE = "000.00.12.H19-240401-0001"
@@ -119,3 +122,37 @@ class Gateway:
         raw = json.dumps({"dossier": code}).encode()
         response = await self.post_raw("/v1/checks/pause", raw)
         return response.status, await response.json()
+
+
+def changed(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``body`` with the dotted ``path`` set to ``value`` (or removed if ...)."""
+    body = copy.deepcopy(body)
+    *parents, last = path.split(".")
+    target = body
+    for key in parents:
+        target = target[key]
+    if value is ...:
+        del target[last]
+    else:
+        target[last] = value
+    return body
+
+
+async def rename_table(database_url: str, old: str, new: str) -> None:
+    """Rename a table behind the gateway's back, from a connection of our own."""
+    if database_url.startswith("sqlite"):
+        path = parse_database_url(database_url).sqlite_path
+        assert path is not None
+        connection = sqlite3.connect(path, timeout=10)
+        try:
+            connection.execute(f"ALTER TABLE {old} RENAME TO {new}")
+            connection.commit()
+        finally:
+            connection.close()
+        return
+    server, _, schema = database_url.partition("?schema=")
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'ALTER TABLE "{schema}".{old} RENAME TO {new}')
+    finally:
+        await conn.close()

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.domain.events import EVENT_TYPES, body_fingerprint, parse_event
 from gateway.errors import FieldError, ValidationFailed
-from tests.helpers import CODE, VALID_DATA, event
+from tests.helpers import CODE, VALID_DATA, changed, event
 
 ICT = timezone(timedelta(hours=7))
 
@@ -20,20 +20,6 @@ def fields_of(body: Any) -> list[str]:
     with pytest.raises(ValidationFailed) as caught:
         parse_event(body)
     return [e.field for e in caught.value.errors]
-
-
-def changed(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of ``body`` with the dotted ``path`` set to ``value`` (or removed if ...)."""
-    body = copy.deepcopy(body)
-    *parents, last = path.split(".")
-    target = body
-    for key in parents:
-        target = target[key]
-    if value is ...:
-        del target[last]
-    else:
-        target[last] = value
-    return body
 
 
 # --- valid events -------------------------------------------------------------------

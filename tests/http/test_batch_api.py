@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
-import asyncpg
 import pytest
 
-from gateway.storage.db import parse_database_url
-from tests.helpers import CODE, Gateway, event
+from tests.helpers import CODE, Gateway, event, rename_table
 
 BATCH = "/v1/events/batch"
 OTHER = "000.00.12.H19-240401-0002"
@@ -20,26 +17,6 @@ async def post_ok(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     status, answer, _ = await gateway.post(body)
     assert status == 202, answer
     return answer  # type: ignore[no-any-return]
-
-
-async def rename_table(database_url: str, old: str, new: str) -> None:
-    """Rename a table behind the gateway's back, from a connection of our own."""
-    if database_url.startswith("sqlite"):
-        path = parse_database_url(database_url).sqlite_path
-        assert path is not None
-        connection = sqlite3.connect(path, timeout=10)
-        try:
-            connection.execute(f"ALTER TABLE {old} RENAME TO {new}")
-            connection.commit()
-        finally:
-            connection.close()
-        return
-    server, _, schema = database_url.partition("?schema=")
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'ALTER TABLE "{schema}".{old} RENAME TO {new}')
-    finally:
-        await conn.close()
 
 
 def assert_item_problem(item: dict[str, Any], status: int, slug: str) -> dict[str, Any]:

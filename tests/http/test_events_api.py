@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import random
-import sqlite3
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,9 +18,8 @@ from gateway.http.app import create_app
 from gateway.http.keys import WRITER
 from gateway.settings import Settings
 from gateway.signing import signature, signed_headers
-from gateway.storage.db import parse_database_url
 from gateway.storage.ingest import Submission
-from tests.helpers import ACTOR, CODE, SOURCES, Gateway, event
+from tests.helpers import ACTOR, CODE, SOURCES, Gateway, changed, event, rename_table
 
 # 2024-04-03T09:00:00+07:00: the clock of the `clocked` gateway.
 NOW = 1_712_109_600
@@ -44,20 +41,6 @@ async def clocked(settings: Settings, aiohttp_client: Any) -> Gateway:
     """A gateway whose clock stands still at ``NOW``."""
     client = await aiohttp_client(create_app(settings, clock=lambda: NOW))
     return Gateway(client, settings)
-
-
-def changed(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of ``body`` with the dotted ``path`` set to ``value`` (removed if ``...``)."""
-    body = copy.deepcopy(body)
-    *parents, last = path.split(".")
-    target = body
-    for key in parents:
-        target = target[key]
-    if value is ...:
-        del target[last]
-    else:
-        target[last] = value
-    return body
 
 
 def assert_problem(
@@ -82,26 +65,6 @@ async def post_ok(gateway: Gateway, body: dict[str, Any], **kwargs: Any) -> dict
     status, answer, _ = await gateway.post(body, **kwargs)
     assert status == 202, answer
     return answer  # type: ignore[no-any-return]
-
-
-async def rename_table(database_url: str, old: str, new: str) -> None:
-    """Rename a table behind the gateway's back, from a connection of our own."""
-    if database_url.startswith("sqlite"):
-        path = parse_database_url(database_url).sqlite_path
-        assert path is not None
-        connection = sqlite3.connect(path, timeout=10)
-        try:
-            connection.execute(f"ALTER TABLE {old} RENAME TO {new}")
-            connection.commit()
-        finally:
-            connection.close()
-        return
-    server, _, schema = database_url.partition("?schema=")
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'ALTER TABLE "{schema}".{old} RENAME TO {new}')
-    finally:
-        await conn.close()
 
 
 # --- 202 and idempotency -----------------------------------------------------------
