@@ -8,6 +8,7 @@ them all, because starting it again would fail the same way.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
@@ -28,8 +29,17 @@ log = logging.getLogger(__name__)
 _REFUSED = 2
 
 
+def _tune_gc() -> None:
+    # Objects alive at start-up (modules, compiled SQL, metadata) never need scanning
+    # again, and fewer young-generation passes shorten the pauses that make p99.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def run_one(settings: Settings, *, reuse_port: bool = False) -> int:
     """Serve in this process until stopped; 2 if the gateway refuses to start."""
+    _tune_gc()
     try:
         web.run_app(
             create_app(settings),

@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
+import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -107,13 +108,36 @@ def create_engine(url: str, *, writer: bool = False, pool_size: int = 5) -> Asyn
     )
 
 
+def create_sqlite_writer(url: str) -> Engine:
+    """The synchronous single-connection SQLite writer, used from one dedicated thread."""
+    parsed = parse_database_url(url)
+    assert parsed.sqlite_path is not None
+    parsed.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sqlalchemy.create_engine(
+        f"sqlite:///{parsed.sqlite_path}",
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"timeout": 10, "check_same_thread": False},
+        **_JSON,
+    )
+    event.listen(engine, "connect", _on_sqlite_connect)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
 @dataclass(slots=True)
 class Database:
-    """The reader pool and the writer engine (the same engine on PostgreSQL)."""
+    """The reader pool and the writer: on SQLite a synchronous engine for the writer
+    thread (``sync_writer``), on PostgreSQL the same async engine as the readers."""
 
     url: str
     reader: AsyncEngine
     writer: AsyncEngine
+    sync_writer: Engine | None = None
 
     @property
     def dialect(self) -> str:
@@ -122,10 +146,11 @@ class Database:
     @classmethod
     def open(cls, url: str) -> Database:
         reader = create_engine(url)
-        writer = create_engine(url, writer=True) if reader.dialect.name == "sqlite" else reader
-        return cls(url, reader, writer)
+        if reader.dialect.name == "sqlite":
+            return cls(url, reader, reader, create_sqlite_writer(url))
+        return cls(url, reader, reader)
 
     async def close(self) -> None:
         await self.reader.dispose()
-        if self.writer is not self.reader:
-            await self.writer.dispose()
+        if self.sync_writer is not None:
+            self.sync_writer.dispose()

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from gateway.domain.dossier import ConsultationChange, Decision, DossierState, decide
 from gateway.domain.events import Event
@@ -97,9 +98,11 @@ class IngestWriter:
         self._clock = clock
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self.groups_written = 0
 
     async def start(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
 
     async def stop(self) -> None:
@@ -107,6 +110,9 @@ class IngestWriter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
         while not self._queue.empty():
             pending = self._queue.get_nowait()
             if not pending.future.done():
@@ -199,14 +205,31 @@ class IngestWriter:
 
     async def _transaction(self, batch: list[Submission]) -> list[Outcome | Exception]:
         now = self._clock()
+        if self._db.sync_writer is not None:
+            # SQLite: the whole transaction in the writer thread, one hop from the loop
+            # instead of one per statement, each of which would queue behind HTTP work.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._in_thread, batch, now)
         async with self._db.writer.begin() as conn:
-            state = await _load(conn, batch)
-            outcomes = [_record(state, s, now) for s in batch]
-            await _flush(conn, state, now)
-        return outcomes
+            return await conn.run_sync(_transaction, batch, now)
+
+    def _in_thread(self, batch: list[Submission], now: datetime) -> list[Outcome | Exception]:
+        assert self._db.sync_writer is not None
+        with self._db.sync_writer.begin() as conn:
+            return _transaction(conn, batch, now)
 
 
-def _in(conn: AsyncConnection, column: sa.ColumnElement[Any], values: Sequence[str]) -> Any:
+def _transaction(
+    conn: Connection, batch: list[Submission], now: datetime
+) -> list[Outcome | Exception]:
+    """Load, decide and write one group; runs inside the caller's transaction."""
+    state = _load(conn, batch)
+    outcomes = [_record(state, s, now) for s in batch]
+    _flush(conn, state, now)
+    return outcomes
+
+
+def _in(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[str]) -> Any:
     """``column IN values``; on PostgreSQL ``= ANY(array)`` so the SQL text (and asyncpg's
     prepared statement) is the same whatever the number of values."""
     if conn.dialect.name == "postgresql":
@@ -214,7 +237,7 @@ def _in(conn: AsyncConnection, column: sa.ColumnElement[Any], values: Sequence[s
     return column.in_(values)
 
 
-async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
+def _load(conn: Connection, batch: list[Submission]) -> _GroupState:
     codes = sorted({s.event.dossier.code for s in batch})
     known: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
     ids_by_source: dict[str, set[str]] = defaultdict(set)
@@ -222,7 +245,7 @@ async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
         ids_by_source[sub.source_id].add(sub.event.id)
     for source_id, ids in ids_by_source.items():
         # (source_id, event_id) is the unique index: both columns, or a full scan.
-        rows = await conn.execute(
+        rows = conn.execute(
             sa.select(events.c.event_id, events.c.fingerprint, events.c.answer).where(
                 events.c.source_id == source_id, _in(conn, events.c.event_id, sorted(ids))
             )
@@ -234,13 +257,13 @@ async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
     if conn.dialect.name == "postgresql":
         # Serialise concurrent gateways on the same dossier; lock in a fixed order.
         query = query.order_by(dossiers.c.code).with_for_update()
-    loaded = {row.code: _state_from_row(row._mapping) for row in await conn.execute(query)}
+    loaded = {row.code: _state_from_row(row._mapping) for row in conn.execute(query)}
 
     history_codes = sorted({s.event.dossier.code for s in batch if s.event.type in NEEDS_HISTORY})
     history_events: dict[str, list[PastEvent]] = defaultdict(list)
     history_consultations: dict[str, dict[str, ConsultationView]] = defaultdict(dict)
     if history_codes:
-        rows = await conn.execute(
+        rows = conn.execute(
             sa.select(
                 events.c.dossier_code,
                 events.c.event_id,
@@ -256,7 +279,7 @@ async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
                     past.event_id, past.type, past.occurred_at, past.actor_id, past.actor_name
                 )
             )
-        for row in await conn.execute(
+        for row in conn.execute(
             sa.select(consultations).where(_in(conn, consultations.c.dossier_code, history_codes))
         ):
             history_consultations[row.dossier_code][row.consultation_id] = ConsultationView(
@@ -265,7 +288,7 @@ async def _load(conn: AsyncConnection, batch: list[Submission]) -> _GroupState:
 
     existing_notices: dict[str, dict[str, Any]] = {}
     if any(s.event.spec.notice_kind is not None for s in batch):
-        rows = await conn.execute(
+        rows = conn.execute(
             sa.select(
                 notices.c.id,
                 notices.c.dedupe_key,
@@ -420,9 +443,9 @@ def _merge_consultation(state: _GroupState, code: str, change: ConsultationChang
     state.consultation_changes.append((code, change))
 
 
-async def _flush(conn: AsyncConnection, state: _GroupState, now: datetime) -> None:
+def _flush(conn: Connection, state: _GroupState, now: datetime) -> None:
     if state.event_rows:
-        await conn.execute(events.insert(), state.event_rows)
+        conn.execute(events.insert(), state.event_rows)
     new_rows, changed_rows = [], []
     for code in sorted(state.touched):
         row = _row_from_state(state.dossiers[code])
@@ -431,31 +454,29 @@ async def _flush(conn: AsyncConnection, state: _GroupState, now: datetime) -> No
         else:
             new_rows.append({**row, "created_at": now, "updated_at": now})
     if new_rows:
-        await conn.execute(dossiers.insert(), new_rows)
+        conn.execute(dossiers.insert(), new_rows)
     if changed_rows:
         update_cols: dict[str, Any] = {
             c: sa.bindparam(c) for c in (*_DOSSIER_FIELDS, "updated_at") if c != "code"
         }
-        await conn.execute(
+        conn.execute(
             dossiers.update().where(dossiers.c.code == sa.bindparam("b_code")).values(update_cols),
             changed_rows,
         )
     for code, change in state.consultation_changes:
-        await _upsert_consultation(conn, code, change)
+        _upsert_consultation(conn, code, change)
     if state.flag_rows:
-        await conn.execute(_insert_ignoring_duplicates(conn, flags), state.flag_rows)
+        conn.execute(_insert_ignoring_duplicates(conn, flags), state.flag_rows)
     if state.notice_rows:
-        await conn.execute(notices.insert(), state.notice_rows)
+        conn.execute(notices.insert(), state.notice_rows)
 
 
-def _insert_ignoring_duplicates(conn: AsyncConnection, table: sa.Table) -> Any:
+def _insert_ignoring_duplicates(conn: Connection, table: sa.Table) -> Any:
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     return dialect_insert(table).on_conflict_do_nothing()
 
 
-async def _upsert_consultation(
-    conn: AsyncConnection, code: str, change: ConsultationChange
-) -> None:
+def _upsert_consultation(conn: Connection, code: str, change: ConsultationChange) -> None:
     values = {
         "agency_code": change.agency_code,
         "agency_name": change.agency_name,
@@ -472,7 +493,7 @@ async def _upsert_consultation(
         index_elements=[consultations.c.dossier_code, consultations.c.consultation_id],
         set_={k: stmt.excluded[k] for k in present},
     )
-    await conn.execute(stmt)
+    conn.execute(stmt)
 
 
 def _state_from_row(row: Any) -> DossierState:
