@@ -51,6 +51,7 @@ class PastEvent:
     occurred_at: datetime
     actor_id: str | None
     actor_name: str | None
+    source_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,8 @@ class History:
 
 @dataclass(frozen=True, slots=True)
 class FlagDraft:
-    """A rule breach to record; ``event_id`` is the event it is attributed to."""
+    """A rule breach to record, attributed to event ``event_id`` of ``source_id`` (None: the
+    source of the event being recorded)."""
 
     rule: str
     detail: str
@@ -83,6 +85,7 @@ class FlagDraft:
     officer_id: str | None
     officer_name: str | None
     agency_code: str | None
+    source_id: str | None = None
 
 
 def flags_for(
@@ -166,6 +169,7 @@ def _second_occurrence(event: Event, dossier: DossierState, history: History) ->
             target.actor_id,
             target.actor_name,
             dossier.agency_code,
+            target.source_id,
         )
     ]
 

@@ -271,12 +271,18 @@ def _load(conn: Connection, batch: list[Submission]) -> _GroupState:
                 events.c.occurred_at,
                 events.c.actor_id,
                 events.c.actor_name,
+                events.c.source_id,
             ).where(_in(conn, events.c.dossier_code, history_codes), events.c.type.in_(_ONCE_TYPES))
         )
         for past in rows:
             history_events[past.dossier_code].append(
                 PastEvent(
-                    past.event_id, past.type, past.occurred_at, past.actor_id, past.actor_name
+                    past.event_id,
+                    past.type,
+                    past.occurred_at,
+                    past.actor_id,
+                    past.actor_name,
+                    past.source_id,
                 )
             )
         for row in conn.execute(
@@ -328,6 +334,7 @@ def _record(state: _GroupState, sub: Submission, now: datetime) -> Outcome | Exc
                 event.occurred_at,
                 event.actor.id if event.actor else None,
                 event.actor.name if event.actor else None,
+                sub.source_id,
             )
         )
     if decision.consultation is not None:
@@ -338,7 +345,7 @@ def _record(state: _GroupState, sub: Submission, now: datetime) -> Outcome | Exc
         state.flag_rows.append(
             {
                 "dossier_code": code,
-                "source_id": sub.source_id,
+                "source_id": f.source_id or sub.source_id,
                 "event_id": f.event_id,
                 "rule": f.rule,
                 "detail": f.detail,

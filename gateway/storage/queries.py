@@ -89,6 +89,7 @@ async def dossier_view(conn: AsyncConnection, code: str, zone: tzinfo) -> dict[s
             {
                 "rule": f.rule,
                 "detail": f.detail,
+                "source": f.source_id,
                 "event_id": f.event_id,
                 "occurred_at": _iso(f.occurred_at),
                 "officer": {"id": f.officer_id, "name": f.officer_name} if f.officer_id else None,

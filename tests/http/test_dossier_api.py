@@ -111,6 +111,7 @@ async def test_the_dossier_view_tells_the_whole_story(gateway: Gateway) -> None:
         {
             "rule": "late_consultation_answer",
             "detail": "consultation yk-1 answered 18.0 h after its deadline",
+            "source": "onestop",
             "event_id": "ans",
             "occurred_at": "2024-04-06T11:00:00+07:00",
             "officer": consulted_officer,

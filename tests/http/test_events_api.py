@@ -850,6 +850,7 @@ async def test_an_unusable_phone_at_receipt_is_flagged_on_the_receiving_officer(
         {
             "rule": rule,
             "detail": answer["flags"][0]["detail"],
+            "source": "onestop",
             "event_id": "rec",
             "occurred_at": "2024-04-01T08:05:00+07:00",
             "officer": OFFICER,
@@ -957,6 +958,27 @@ async def test_the_older_of_two_delays_arriving_second_flags_the_newer(gateway: 
     assert view["due_at"] == "2024-04-20T17:00:00+07:00"
     assert view["reschedule_count"] == 2
     assert [e["id"] for e in view["timeline"]][1:] == ["delay-a", "delay-b"]
+
+
+async def test_a_flag_moved_onto_an_earlier_event_names_that_event_s_source(
+    gateway: Gateway,
+) -> None:
+    await post_ok(gateway, event("dossier.received"))
+    newer = event(
+        "dossier.delayed",
+        id="delay-b",
+        at="2024-04-05T09:00:00+07:00",
+        data={"new_due_at": "2024-04-20T17:00:00+07:00", "reason": "Chờ thẩm định"},
+    )
+    status, answer, _ = await gateway.post(newer, source="dvc")
+    assert (status, answer["flags"]) == (202, [])
+    older = event("dossier.delayed", id="delay-a", at="2024-04-03T09:00:00+07:00")
+    await post_ok(gateway, older)
+    view = await gateway.dossier()
+    assert [(f["rule"], f["source"], f["event_id"]) for f in view["flags"]] == [
+        ("second_rescheduling", "dvc", "delay-b")
+    ]
+    assert ("dvc", "delay-b") in {(e["source"], e["id"]) for e in view["timeline"]}
 
 
 async def test_a_late_consultation_answer_is_flagged_on_the_consulted_agency(
