@@ -21,6 +21,8 @@ from gateway.errors import ConfigError
 _SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _QUIET = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _KNOWN_SMS_PROVIDERS = frozenset({"esms", "speedsms", "log"})
+ESMS_DEFAULT_BASE = "https://rest.esms.vn"
+SPEEDSMS_DEFAULT_BASE = "https://api.speedsms.vn"
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
@@ -35,6 +37,30 @@ class QuietHours:
         if self.start <= self.end:
             return self.start <= moment < self.end
         return moment >= self.start or moment < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class EsmsSettings:
+    """eSMS.vn brandname account (``ESMS_*``)."""
+
+    base_url: str = ESMS_DEFAULT_BASE
+    api_key: str = ""
+    secret_key: str = ""
+    brandname: str = ""
+    sms_type: str = "2"
+    accents: bool = False
+    sandbox: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedSmsSettings:
+    """SpeedSMS account (``SPEEDSMS_*``)."""
+
+    base_url: str = SPEEDSMS_DEFAULT_BASE
+    token: str = ""
+    sender: str = ""
+    sms_type: int = 3
+    accents: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +85,13 @@ class Settings:
     log_format: str = "json"
     retention_days: int = 730
     redis_key_prefix: str = "tthc:"
+    esms: EsmsSettings = field(default_factory=EsmsSettings)
+    speedsms: SpeedSmsSettings = field(default_factory=SpeedSmsSettings)
+    # Where providers send delivery receipts: our public base URL and the unguessable
+    # path secret of /webhooks/sms/{provider}/{secret}.
+    public_base_url: str = "http://127.0.0.1:8080"
+    sms_webhook_secret: str = ""
+    sms_segment_budget: int = 2
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -139,6 +172,26 @@ class Settings:
             log_format=log_format,
             retention_days=_int(env, "RETENTION_DAYS", 730, low=1, high=36500),
             redis_key_prefix=get("REDIS_KEY_PREFIX", "tthc:"),
+            esms=EsmsSettings(
+                base_url=get("ESMS_BASE_URL", ESMS_DEFAULT_BASE).rstrip("/"),
+                api_key=get("ESMS_API_KEY"),
+                secret_key=get("ESMS_SECRET_KEY"),
+                brandname=get("ESMS_BRANDNAME"),
+                sms_type=get("ESMS_SMS_TYPE", "2"),
+                accents=_bool(env, "ESMS_ACCENTS", False),
+                sandbox=_bool(env, "ESMS_SANDBOX", False),
+            ),
+            speedsms=SpeedSmsSettings(
+                base_url=get("SPEEDSMS_BASE_URL", SPEEDSMS_DEFAULT_BASE).rstrip("/"),
+                token=get("SPEEDSMS_TOKEN"),
+                sender=get("SPEEDSMS_SENDER"),
+                sms_type=_int(env, "SPEEDSMS_SMS_TYPE", 3, low=1, high=8),
+                accents=_bool(env, "SPEEDSMS_ACCENTS", False),
+            ),
+            public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/")
+            or f"http://{get('HTTP_HOST', '127.0.0.1')}:{get('HTTP_PORT', '8080')}",
+            sms_webhook_secret=get("SMS_WEBHOOK_SECRET"),
+            sms_segment_budget=_int(env, "SMS_SEGMENT_BUDGET", 2, low=1, high=6),
             env=dict(env),
         )
 
@@ -154,6 +207,17 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise ConfigError(name, f"must be between {low} and {high}, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(name, f"must be true or false, got {raw!r}")
 
 
 def _check_database_url(url: str) -> None:
