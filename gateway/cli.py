@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the HTTP service (needs a migrated database)")
     sub.add_parser("migrate", help="bring the database schema up to date")
 
+    worker = sub.add_parser("worker", help="deliver notices; also runs the relay and sweep")
+    worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    worker.add_argument("--no-cron", action="store_true", help="do not run the relay/sweep cron")
+
+    templates = sub.add_parser("templates", help="preview message templates", add_help=False)
+    templates.add_argument("args", nargs=argparse.REMAINDER)
+
     demo = sub.add_parser("demo", help="everything on one machine with sample traffic")
     demo.add_argument("--dossiers", type=int, default=12, help="sample dossiers to post")
     demo.add_argument("--delay", type=float, default=0.15, help="seconds between events")
@@ -95,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway import phones_cli
 
         return phones_cli.main(argv[1:])
+    if argv[:1] == ["templates"]:
+        from gateway import notice_text
+
+        return notice_text.preview_main(argv[1:])
     args = _parser().parse_args(argv)
     settings = _settings()
     if args.command == "demo":
@@ -105,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(settings)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "worker":
+        from gateway import worker
+
+        return worker.run(settings, burst=args.burst, cron=not args.no_cron)
     if args.command == "demo":
         from gateway import demo
 

@@ -18,7 +18,8 @@ Domain code raises these; it never knows about HTTP. One middleware
     ├── StorageUnavailable          the database cannot be reached right now (retry later)
     └── ProviderError               an external service (SMS, Zalo) failed
         ├── TemporaryProviderError  worth retrying later (timeouts, 5xx, throttling)
-        └── PermanentProviderError  retrying will not help (bad number, rejected content)
+        └── PermanentProviderError  retrying with this provider will not help (account, content)
+            └── RecipientUnreachable  no provider will reach this number (blocked, bad format)
 """
 
 from __future__ import annotations
@@ -137,3 +138,7 @@ class TemporaryProviderError(ProviderError):
 
 class PermanentProviderError(ProviderError):
     """Retrying with this provider will not help."""
+
+
+class RecipientUnreachable(PermanentProviderError):
+    """The recipient cannot be reached at this number by any provider: do not fail over."""

@@ -22,6 +22,27 @@ def _vn_datetime(value: str | datetime | None, zone: tzinfo | None = None) -> st
     return f"{moment:%H:%M} ngày {moment:%d/%m/%Y}"
 
 
+def _vn_date(value: str | datetime | None, zone: tzinfo | None = None) -> str:
+    """``12/04/2024`` in the gateway's time zone."""
+    if value is None:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if zone is not None:
+        moment = moment.astimezone(zone)
+    return f"{moment:%d/%m/%Y}"
+
+
+def _vn_amount(value: int) -> str:
+    """``150.000``: thousands separated by dots, as amounts of đồng are written."""
+    return f"{value:,}".replace(",", ".")
+
+
+def _sentence(value: str) -> str:
+    """The text ending as a sentence: a full stop added unless it already ends in one."""
+    text = value.rstrip().rstrip(",;:")
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
+
+
 class Texts:
     """Renders the project's text templates."""
 
@@ -35,6 +56,9 @@ class Texts:
             lstrip_blocks=True,
         )
         self.env.filters["vn_datetime"] = _vn_datetime
+        self.env.filters["vn_date"] = _vn_date
+        self.env.filters["vn_amount"] = _vn_amount
+        self.env.filters["sentence"] = _sentence
 
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context).strip()

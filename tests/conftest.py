@@ -12,7 +12,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+from redis import Redis
+from rq import Queue
 
+from gateway.delivery.queues import queue_names
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.storage import migrate
@@ -85,8 +88,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_server: str) -> Settings:
-    return Settings.from_mapping(
+def settings(database_url: str, redis_server: str) -> Iterator[Settings]:
+    settings = Settings.from_mapping(
         {
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_server,
@@ -95,6 +98,22 @@ def settings(database_url: str, redis_server: str) -> Settings:
             "MAX_BODY_BYTES": "65536",
         }
     )
+    yield settings
+    forget_queues(settings)
+
+
+def forget_queues(settings: Settings) -> None:
+    """Delete the queues (and their jobs) this test created under its own prefix."""
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        for name in queue_names(settings):
+            queue = Queue(name, connection=redis)
+            queue.empty()
+            queue.delete(delete_jobs=True)
+        for key in redis.scan_iter(match=f"{settings.redis_key_prefix}*"):
+            redis.delete(key)
+    finally:
+        redis.close()
 
 
 @pytest.fixture

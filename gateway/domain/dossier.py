@@ -44,6 +44,8 @@ class DossierState:
     reschedule_count: int = 0
     supplement_count: int = 0
     event_count: int = 0
+    # Set by the deadline sweep ("late", "met", "waiting"); a new due date watches again.
+    deadline_state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,10 @@ def _apply(d: DossierState, event: Event, phone: PhoneResult | None) -> DossierS
             "finished_by_id": actor.id if actor else None,
             "finished_by_name": actor.name if actor else None,
         }
+    if changes.get("due_at", d.due_at) != d.due_at or (
+        d.deadline_state == "waiting" and spec.state not in ("supplement_requested", "fees_due")
+    ):
+        changes["deadline_state"] = None
     return replace(d, **changes)  # type: ignore[arg-type]
 
 

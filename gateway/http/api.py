@@ -139,7 +139,9 @@ async def post_batch(request: web.Request) -> web.Response:
             _, problem = problem_body(_prefixed(exc, index), request.path)
             results[index] = {"index": index, "id": item_id, "status": 422, "problem": problem}
             continue
-        submissions.append((index, Submission(source, body_fingerprint(item), item, event)))
+        submissions.append(
+            (index, Submission(source, body_fingerprint(item), item, event, lane="bulk"))
+        )
 
     outcomes = await request.app[WRITER].submit([s for _, s in submissions])
     for (index, submission), outcome in zip(submissions, outcomes, strict=True):

@@ -5,21 +5,25 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.delivery.queues import Dispatcher
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.errors import ConfigError
-from gateway.http import api, ops
+from gateway.http import api, ops, webhooks
 from gateway.http.keys import (
     CALENDAR,
     CLOCK,
     DATABASE,
     METRICS,
+    RECEIPT_PARSERS,
     REDIS,
     SETTINGS,
     TEXTS,
     WRITER,
+    ReceiptParser,
 )
 from gateway.http.problems import problem_middleware
 from gateway.metrics import Metrics
@@ -28,6 +32,7 @@ from gateway.storage import migrate
 from gateway.storage.db import Database
 from gateway.storage.ingest import IngestWriter
 from gateway.texts import Texts
+from providers.registry import build_sms_providers
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -42,12 +47,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
     db = Database.open(settings.database_url)
     app[DATABASE] = db
-    writer = IngestWriter(db)
+    dispatcher = Dispatcher(settings)
+    writer = IngestWriter(db, on_notices=dispatcher)
     await writer.start()
     app[WRITER] = writer
     yield
     await writer.stop()
+    await dispatcher.close()
     await db.close()
+
+
+async def _providers(app: web.Application) -> AsyncIterator[None]:
+    # Only their receipt parsers are used here; sending happens in the worker.
+    async with aiohttp.ClientSession() as session:
+        providers = build_sms_providers(app[SETTINGS], session)
+        parsers: dict[str, ReceiptParser] = {p.name: p.parse_receipts for p in providers}
+        app[RECEIPT_PARSERS] = parsers
+        yield
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
@@ -76,6 +92,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_providers)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
+    app.add_routes(webhooks.routes)
     return app

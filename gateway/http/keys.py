@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -13,6 +13,7 @@ from gateway.settings import Settings
 from gateway.storage.db import Database
 from gateway.storage.ingest import IngestWriter
 from gateway.texts import Texts
+from providers.base import Receipt
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -22,3 +23,5 @@ METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 TEXTS = web.AppKey("texts", Texts)
 CALENDAR = web.AppKey("calendar", WorkingCalendar)
+ReceiptParser = Callable[[Mapping[str, str], bytes], list[Receipt]]
+RECEIPT_PARSERS: web.AppKey[dict[str, ReceiptParser]] = web.AppKey("receipt_parsers")

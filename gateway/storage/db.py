@@ -131,8 +131,10 @@ def create_sqlite_writer(url: str) -> Engine:
 
 @dataclass(slots=True)
 class Database:
-    """The reader pool and the writer: on SQLite a synchronous engine for the writer
-    thread (``sync_writer``), on PostgreSQL the same async engine as the readers."""
+    """Engines: ``reader`` for queries; ``writer`` for small read-then-write transactions
+    (on SQLite they begin IMMEDIATE, so a read lock is never upgraded under another
+    writer); ``sync_writer`` for the ingest thread on SQLite. On PostgreSQL all three
+    roles share one async engine and ``sync_writer`` is None."""
 
     url: str
     reader: AsyncEngine
@@ -147,10 +149,13 @@ class Database:
     def open(cls, url: str) -> Database:
         reader = create_engine(url)
         if reader.dialect.name == "sqlite":
-            return cls(url, reader, reader, create_sqlite_writer(url))
+            writer = create_engine(url, writer=True, pool_size=1)
+            return cls(url, reader, writer, create_sqlite_writer(url))
         return cls(url, reader, reader)
 
     async def close(self) -> None:
         await self.reader.dispose()
+        if self.writer is not self.reader:
+            await self.writer.dispose()
         if self.sync_writer is not None:
             self.sync_writer.dispose()

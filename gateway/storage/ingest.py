@@ -50,6 +50,8 @@ class Submission:
     fingerprint: str
     body: dict[str, Any]
     event: Event
+    # "bulk" for back-fills through the batch API, so they never hold up live notices.
+    lane: str = "urgent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +94,10 @@ class IngestWriter:
         *,
         max_group: int = 512,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_notices: Callable[[list[tuple[str, str]]], None] | None = None,
     ) -> None:
         self._db = db
+        self._on_notices = on_notices
         self._max_group = max_group
         self._clock = clock
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -161,6 +165,7 @@ class IngestWriter:
                 await self._write_alone(pending)
             return
         self.groups_written += 1
+        self._dispatch([p.submission for p in group], outcomes)
         for pending, outcome in zip(group, outcomes, strict=True):
             if not pending.future.done():
                 if isinstance(outcome, Exception):
@@ -180,6 +185,7 @@ class IngestWriter:
             except _DATABASE_ERRORS as exc:
                 self._fail(pending, exc)
                 return
+            self._dispatch([pending.submission], [outcome])
             # The request may have gone away (cancelled) while the group was retried.
             if pending.future.done():
                 return
@@ -188,6 +194,20 @@ class IngestWriter:
             else:
                 pending.future.set_result(outcome)
             return
+
+    def _dispatch(self, batch: list[Submission], outcomes: list[Outcome | Exception]) -> None:
+        """Tell the queue about the notices this commit created (best effort)."""
+        if self._on_notices is None:
+            return
+        fresh = [
+            (notice["id"], submission.lane)
+            for submission, outcome in zip(batch, outcomes, strict=True)
+            if isinstance(outcome, Outcome) and not outcome.replayed
+            for notice in outcome.answer["notices"]
+            if notice["state"] == "created" and not notice.get("duplicate")
+        ]
+        if fresh:
+            self._on_notices(fresh)
 
     def _fail(self, pending: _Pending, exc: Exception) -> None:
         log.error(
@@ -420,6 +440,7 @@ def _notice_rows(
             "phone_e164": draft.phone_e164,
             "params": draft.params,
             "state": notice_state,
+            "lane": sub.lane,
             "channel": None,
             "provider": None,
             "attempts": 0,

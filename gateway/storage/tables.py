@@ -92,10 +92,18 @@ dossiers = sa.Table(
     sa.Column("event_count", sa.Integer(), nullable=False, default=0),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # NULL while the deadline sweep still watches the dossier; then "met" or "late".
+    sa.Column("deadline_state", sa.String(8)),
+    sa.Column("late_at", UTCDateTime()),
     sa.Index("ix_dossiers_phone", "phone_e164"),
     sa.Index("ix_dossiers_agency_received", "agency_code", "received_at"),
-    # The deadline sweep walks only open dossiers by due date.
-    sa.Index("ix_dossiers_open_due", "due_at", "state"),
+    # The deadline sweep walks only the dossiers it still watches, by due date.
+    sa.Index(
+        "ix_dossiers_watched_due",
+        "due_at",
+        sqlite_where=sa.text("deadline_state IS NULL"),
+        postgresql_where=sa.text("deadline_state IS NULL"),
+    ),
 )
 
 consultations = sa.Table(
@@ -148,7 +156,35 @@ notices = sa.Table(
     sa.Column("last_error", sa.String(500)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # "urgent" (one-to-one, as events happen) or "bulk" (back-fills through the batch API).
+    sa.Column("lane", sa.String(8), nullable=False, server_default="urgent"),
+    # Not before this moment (quiet hours, retry back-off); NULL: as soon as possible.
+    sa.Column("not_before", UTCDateTime()),
+    sa.Column("text", sa.Text()),
+    sa.Column("segments", sa.SmallInteger()),
+    sa.Column("sent_at", UTCDateTime()),
+    sa.Column("delivered_at", UTCDateTime()),
     sa.Index("ix_notices_dossier", "dossier_code"),
     # The relay finds rows stuck before sending without scanning delivered history.
     sa.Index("ix_notices_state_updated", "state", "updated_at"),
+)
+
+# One row per attempt to hand a notice to one provider on one channel. ``request_id`` is
+# unique: it is checked before calling the provider and passed to providers that take an
+# idempotency key, so a notice is never sent twice through the same provider.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("request_id", sa.String(48), primary_key=True),
+    sa.Column("notice_id", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("provider_message_id", sa.String(128)),
+    sa.Column("error_code", sa.String(32)),
+    sa.Column("error", sa.String(500)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_deliveries_notice", "notice_id"),
+    sa.Index("ix_deliveries_provider_message", "provider", "provider_message_id"),
 )

@@ -1,0 +1,1 @@
+"""Delivery of outbox notices: claiming, sending with failover, receipts, relay, deadlines."""

@@ -1,0 +1,116 @@
+"""The deadline sweep: dossiers past their due date, found through a partial index.
+
+Only dossiers the sweep still watches (``deadline_state IS NULL``) are in the index, so a
+run reads the dossiers that fell due since the last run, not the whole table. An open
+dossier past due is recorded late and, unless the agency already apologised (one
+rescheduling is all the rules allow), gets the automatic apology notice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.domain.calendar import WorkingCalendar
+from gateway.domain.notices import NoticeDraft
+from gateway.storage.tables import dossiers, notices
+
+ENDED = frozenset({"finished", "delivered", "refused", "withdrawn", "paused"})
+# The clock is the citizen's while they owe documents or fees.
+WAITING_ON_CITIZEN = frozenset({"supplement_requested", "fees_due"})
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    late: int
+    met: int
+    waiting: int
+    apologies: list[tuple[str, str]]  # (notice id, lane)
+
+
+async def sweep(
+    engine: AsyncEngine, now: datetime, calendar: WorkingCalendar, *, limit: int = 500
+) -> SweepResult:
+    late = met = waiting = 0
+    apologies: list[tuple[str, str]] = []
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(dossiers)
+                .where(dossiers.c.deadline_state.is_(None), dossiers.c.due_at < now)
+                .order_by(dossiers.c.due_at)
+                .limit(limit)
+            )
+        ).all()
+        for d in rows:
+            if d.state in WAITING_ON_CITIZEN:
+                verdict, late_at = "waiting", None
+                waiting += 1
+            elif d.state in ENDED:
+                ended = (
+                    d.finished_at
+                    if d.state in ("finished", "delivered") and d.finished_at
+                    else d.state_at
+                )
+                is_late = calendar.is_late(d.due_at, ended)
+                verdict, late_at = ("late", d.due_at) if is_late else ("met", None)
+                late, met = late + is_late, met + (not is_late)
+            else:
+                verdict, late_at = "late", now
+                late += 1
+                if d.reschedule_count == 0 and d.phone_e164:
+                    notice_id = await _auto_apology(conn, d, now)
+                    if notice_id:
+                        apologies.append((notice_id, "urgent"))
+            await conn.execute(
+                dossiers.update()
+                .where(dossiers.c.code == d.code, dossiers.c.deadline_state.is_(None))
+                .values(deadline_state=verdict, late_at=late_at)
+            )
+    return SweepResult(late, met, waiting, apologies)
+
+
+async def _auto_apology(conn: AsyncConnection, d: sa.Row[Any], now: datetime) -> str | None:
+    key = f"{d.code}/auto_apology"
+    exists = (
+        await conn.execute(sa.select(notices.c.id).where(notices.c.dedupe_key == key))
+    ).first()
+    if exists:
+        return None
+    draft = NoticeDraft(
+        "auto_apology",
+        key,
+        d.phone_e164,
+        {
+            "dossier_code": d.code,
+            "procedure_name": d.procedure_name,
+            "agency_name": d.agency_name,
+            "applicant_name": d.applicant_name,
+            "received_at": d.received_at.isoformat() if d.received_at else None,
+            "due_at": d.due_at.isoformat() if d.due_at else None,
+        },
+    )
+    notice_id = uuid.uuid4().hex
+    await conn.execute(
+        notices.insert().values(
+            id=notice_id,
+            dossier_code=d.code,
+            source_id="gateway",
+            event_id=f"deadline:{d.code}",
+            kind=draft.kind,
+            dedupe_key=draft.dedupe_key,
+            phone_e164=draft.phone_e164,
+            params=draft.params,
+            state="created",
+            attempts=0,
+            lane="urgent",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return notice_id

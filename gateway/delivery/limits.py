@@ -1,0 +1,52 @@
+"""Per-provider rate caps and circuit breakers, shared by every worker through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redis.asyncio import Redis
+
+# After this many temporary failures in a row a provider is skipped for a while, so
+# notices fail over at once instead of each waiting for its own timeout.
+CIRCUIT_THRESHOLD = 5
+CIRCUIT_OPEN_SECONDS = 30
+
+
+class ProviderLimits:
+    """Rate caps (messages per second) and circuit state per provider."""
+
+    def __init__(self, redis: Redis, prefix: str, per_second: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._per_second = per_second
+
+    async def acquire(self, provider: str) -> None:
+        """Wait until sending one more message stays under the provider's cap."""
+        while True:
+            second = int(time.time())
+            key = f"{self._prefix}rate:{provider}:{second}"
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 2)
+                count, _ = await pipe.execute()
+            if count <= self._per_second:
+                return
+            await asyncio.sleep(max(0.0, second + 1 - time.time()))
+
+    async def is_open(self, provider: str) -> bool:
+        return bool(await self._redis.exists(f"{self._prefix}circuit-open:{provider}"))
+
+    async def failed(self, provider: str) -> None:
+        key = f"{self._prefix}circuit:{provider}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 60)
+            count, _ = await pipe.execute()
+        if count >= CIRCUIT_THRESHOLD:
+            await self._redis.set(
+                f"{self._prefix}circuit-open:{provider}", "1", ex=CIRCUIT_OPEN_SECONDS
+            )
+
+    async def succeeded(self, provider: str) -> None:
+        await self._redis.delete(f"{self._prefix}circuit:{provider}")

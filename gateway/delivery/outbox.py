@@ -1,0 +1,220 @@
+"""The outbox as delivery sees it: short transactions that move notices and attempts on.
+
+Notice states: ``created`` (written at ingest) → ``queued`` (handed to the queue, maybe
+deferred by ``not_before``) → ``sending`` (claimed by one worker, under a lease) →
+``sent`` → ``delivered`` | ``failed``. ``no_recipient`` and ``unknown`` (a provider
+without an idempotency key may have taken it before a crash: a person decides) are final.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.storage.tables import deliveries, notices
+
+CLAIMABLE = ("created", "queued")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedNotice:
+    """A notice this worker now holds the lease on."""
+
+    id: str
+    dossier_code: str
+    kind: str
+    phone_e164: str
+    params: dict[str, Any]
+    attempts: int
+    lane: str
+
+
+async def claim(
+    engine: AsyncEngine, notice_id: str, now: datetime, lease: timedelta
+) -> ClaimedNotice | None:
+    """Take the notice for sending if nobody else holds it and it is due; else None."""
+    async with engine.begin() as conn:
+        row = (await conn.execute(sa.select(notices).where(notices.c.id == notice_id))).first()
+        if row is None or row.phone_e164 is None:
+            return None
+        stale_lease = row.state == "sending" and row.updated_at < now - lease
+        if row.state not in CLAIMABLE and not stale_lease:
+            return None
+        if row.not_before is not None and row.not_before > now:
+            return None
+        taken = await conn.execute(
+            notices.update()
+            .where(
+                notices.c.id == notice_id,
+                notices.c.state == row.state,
+                notices.c.updated_at == row.updated_at,
+            )
+            .values(state="sending", attempts=row.attempts + 1, updated_at=now)
+        )
+        if taken.rowcount != 1:
+            return None  # another worker won the race
+    return ClaimedNotice(
+        row.id, row.dossier_code, row.kind, row.phone_e164, row.params, row.attempts + 1, row.lane
+    )
+
+
+async def release(
+    engine: AsyncEngine,
+    notice_id: str,
+    now: datetime,
+    *,
+    not_before: datetime | None,
+    error: str | None = None,
+) -> None:
+    """Give the notice back to the queue, to be tried again at ``not_before``."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            notices.update()
+            .where(notices.c.id == notice_id, notices.c.state == "sending")
+            .values(state="queued", not_before=not_before, last_error=error, updated_at=now)
+        )
+
+
+async def finish(engine: AsyncEngine, notice_id: str, now: datetime, **values: Any) -> None:
+    """Record the outcome of sending (``state`` plus whatever else is known)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            notices.update().where(notices.c.id == notice_id).values(updated_at=now, **values)
+        )
+
+
+async def attempt(engine: AsyncEngine, request_id: str) -> Any:
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(sa.select(deliveries).where(deliveries.c.request_id == request_id))
+        ).first()
+
+
+async def start_attempt(
+    engine: AsyncEngine, request_id: str, notice_id: str, channel: str, provider: str, now: datetime
+) -> None:
+    """Write the attempt *before* calling the provider: after a crash we know we may have sent."""
+    async with engine.begin() as conn:
+        existing = (
+            await conn.execute(
+                sa.select(deliveries.c.state).where(deliveries.c.request_id == request_id)
+            )
+        ).first()
+        if existing is None:
+            await conn.execute(
+                deliveries.insert().values(
+                    request_id=request_id,
+                    notice_id=notice_id,
+                    channel=channel,
+                    provider=provider,
+                    state="sending",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        else:
+            await conn.execute(
+                deliveries.update()
+                .where(deliveries.c.request_id == request_id)
+                .values(state="sending", updated_at=now)
+            )
+
+
+async def end_attempt(engine: AsyncEngine, request_id: str, now: datetime, **values: Any) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            deliveries.update()
+            .where(deliveries.c.request_id == request_id)
+            .values(updated_at=now, **values)
+        )
+
+
+async def due_for_relay(
+    engine: AsyncEngine, now: datetime, *, grace: timedelta, lease: timedelta, limit: int
+) -> list[tuple[str, str]]:
+    """Notices that should be on the queue but may not be: (id, lane), oldest first.
+
+    ``created`` rows older than ``grace`` (the gateway enqueues new ones itself), ``queued``
+    rows whose time has come and that were not touched for ``grace``, and ``sending`` rows
+    whose worker's lease ran out. Each is stamped so the next run skips it for a while.
+    """
+    due = sa.or_(notices.c.not_before.is_(None), notices.c.not_before <= now)
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(notices.c.id, notices.c.lane)
+                .where(
+                    sa.or_(
+                        sa.and_(
+                            notices.c.state.in_(CLAIMABLE), notices.c.updated_at < now - grace, due
+                        ),
+                        sa.and_(notices.c.state == "sending", notices.c.updated_at < now - lease),
+                    )
+                )
+                .order_by(notices.c.created_at)
+                .limit(limit)
+            )
+        ).all()
+        ids = [row.id for row in rows]
+        if ids:
+            await conn.execute(
+                notices.update()
+                .where(notices.c.id.in_(ids), notices.c.state.in_(CLAIMABLE))
+                .values(state="queued", updated_at=now)
+            )
+    return [(row.id, row.lane) for row in rows]
+
+
+async def apply_receipt(
+    engine: AsyncEngine,
+    provider: str,
+    provider_message_id: str | None,
+    request_id: str | None,
+    status: str,
+    detail: str,
+    now: datetime,
+) -> str:
+    """Move the attempt and its notice to delivered/failed.
+
+    Returns ``applied``, ``unknown`` (no attempt matches) or ``early`` (the attempt is
+    still being recorded as accepted: the caller should ask the vendor to retry).
+
+    Duplicate and late receipts are harmless: only ``sent`` notices move on, and a
+    ``delivered`` notice never goes back.
+    """
+    if status == "pending":
+        return "applied"
+    async with engine.begin() as conn:
+        match = (
+            deliveries.c.request_id == request_id
+            if request_id
+            else sa.and_(
+                deliveries.c.provider == provider,
+                deliveries.c.provider_message_id == provider_message_id,
+            )
+        )
+        row = (await conn.execute(sa.select(deliveries).where(match))).first()
+        if row is None:
+            return "unknown"
+        if row.state == "sending":
+            return "early"
+        await conn.execute(
+            deliveries.update()
+            .where(deliveries.c.request_id == row.request_id, deliveries.c.state == "accepted")
+            .values(state=status, error=None if status == "delivered" else detail, updated_at=now)
+        )
+        values: dict[str, Any] = {"state": status, "updated_at": now}
+        if status == "delivered":
+            values["delivered_at"] = now
+        else:
+            values["last_error"] = detail
+        await conn.execute(
+            notices.update()
+            .where(notices.c.id == row.notice_id, notices.c.state == "sent")
+            .values(**values)
+        )
+    return "applied"

@@ -1,0 +1,516 @@
+"""SMS texts of notices: render a kind's template in either form, within a segment budget.
+
+``render_sms`` renders ``templates/sms/<kind>.txt.j2`` with the notice's params. The
+text goes out with accents (UCS-2) or without (GSM-7, through ``unaccent``), as the
+provider wants. When it takes more segments than the budget, these rules apply in order,
+each re-rendering the template with a changed context, until it fits:
+
+1. ``abbreviate``: well-known agency and document words ("Ủy ban nhân dân" → "UBND",
+   see ``ABBREVIATIONS``) in the agency, procedure, pickup place, reason, documents and
+   status note;
+2. ``drop_procedure_name``;
+3. ``drop_applicant_name``: the citizen is addressed as plain "ông/bà";
+4. ``drop_agency_name``: the templates fall back to "cơ quan giải quyết" or say nothing;
+5. ``truncate``: the reason, then the status note, then the document list are cut at a
+   word boundary and end in "…" ("..." unaccented), down to a few words each; a reason
+   the kind does not require is dropped rather than cut to a stub, and the document
+   list keeps whole documents ("a; b; …") unless not even the first one fits.
+
+A rule is recorded in ``shortened_by`` only if it changed the text.
+
+If it still does not fit, the result says how many segments it really takes; the caller
+decides. Templates are rendered on one line: runs of white space become one space, so a
+template may spread a message over several lines (each continuation line starts with a
+space, since a line ending in a block tag loses its newline).
+
+``python -m gateway.notice_text preview <kind>`` (``tthc templates preview``) shows both
+forms of a kind with sample params.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import re
+import sys
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from gateway.domain.sms_text import Encoding, SegmentCount, segments, unaccent
+from gateway.errors import FieldError, ValidationFailed
+from gateway.settings import DEFAULT_TEMPLATES_DIR
+from gateway.texts import Texts
+
+__all__ = [
+    "ABBREVIATIONS",
+    "DEFAULT_HOTLINE",
+    "DEFAULT_OA_NAME",
+    "KINDS",
+    "REQUIRED_PARAMS",
+    "RenderedSms",
+    "abbreviate",
+    "preview_main",
+    "render_sms",
+    "sample_params",
+]
+
+# Every kind needs the dossier code; these are the params without which its message
+# would say nothing. Every other known param may be missing or None.
+REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {
+    "receipt": ("dossier_code", "received_at", "due_at"),
+    "supplement": ("dossier_code", "documents"),
+    "refusal": ("dossier_code", "reason"),
+    "fees": ("dossier_code", "amount"),
+    "withdrawal": ("dossier_code",),
+    "apology": ("dossier_code", "reason", "new_due_at"),
+    "auto_apology": ("dossier_code", "due_at"),
+    "invitation": ("dossier_code",),
+    "report_received": ("report_number", "dossier_code"),
+    "report_in_progress": ("report_number", "dossier_code"),
+    "report_resolved": ("report_number", "dossier_code"),
+    "report_rejected": ("report_number", "dossier_code", "status_note"),
+}
+KINDS = tuple(REQUIRED_PARAMS)
+
+_KNOWN_PARAMS = (
+    "dossier_code",
+    "procedure_name",
+    "agency_name",
+    "applicant_name",
+    "received_at",
+    "due_at",
+    "reason",
+    "documents",
+    "amount",
+    "old_due_at",
+    "new_due_at",
+    "pickup",
+    "delivery",
+    "report_number",
+    "status_note",
+    "expected_at",
+)
+_FREE_TEXT = ("reason", "documents", "pickup", "status_note")
+
+DEFAULT_HOTLINE = "1022"
+DEFAULT_OA_NAME = "Trung tâm Phục vụ hành chính công"
+
+# Order does not matter: the matcher tries longer forms first.
+ABBREVIATIONS: tuple[tuple[str, str], ...] = (
+    ("Ủy ban nhân dân", "UBND"),
+    ("Hội đồng nhân dân", "HĐND"),
+    ("Trung tâm Phục vụ hành chính công", "TT PVHCC"),
+    ("Trung tâm Hành chính công", "TT HCC"),
+    ("Bộ phận tiếp nhận và trả kết quả", "BP TN&TKQ"),
+    ("Bộ phận một cửa", "BPMC"),
+    ("Văn phòng đăng ký đất đai", "VPĐKĐĐ"),
+    ("Chi nhánh", "CN"),
+    ("Tài nguyên và Môi trường", "TN&MT"),
+    ("Nông nghiệp và Phát triển nông thôn", "NN&PTNT"),
+    ("Nông nghiệp và Môi trường", "NN&MT"),
+    ("Kế hoạch và Đầu tư", "KH&ĐT"),
+    ("Lao động - Thương binh và Xã hội", "LĐ-TB&XH"),
+    ("Giáo dục và Đào tạo", "GD&ĐT"),
+    ("Văn hóa, Thể thao và Du lịch", "VHTTDL"),
+    ("Văn hóa và Thông tin", "VH&TT"),
+    ("Thông tin và Truyền thông", "TT&TT"),
+    ("Khoa học và Công nghệ", "KH&CN"),
+    ("Giao thông vận tải", "GTVT"),
+    ("Kinh tế và Hạ tầng", "KT&HT"),
+    ("Quản lý đô thị", "QLĐT"),
+    ("Tài chính - Kế hoạch", "TC-KH"),
+    ("thành phố", "TP"),
+    ("thị xã", "TX"),
+    ("thị trấn", "TT"),
+    ("Giấy chứng nhận quyền sử dụng đất", "GCN QSDĐ"),
+    ("quyền sở hữu nhà ở và tài sản khác gắn liền với đất", "QSHNƠ và TSKGLVĐ"),
+    ("Giấy chứng nhận", "GCN"),
+    ("quyền sử dụng đất", "QSDĐ"),
+    ("Giấy phép xây dựng", "GPXD"),
+    ("Đăng ký kinh doanh", "ĐKKD"),
+    ("Căn cước công dân", "CCCD"),
+    ("Chứng minh nhân dân", "CMND"),
+    ("Trách nhiệm hữu hạn", "TNHH"),
+    ("Cổng Dịch vụ công quốc gia", "Cổng DVCQG"),
+)
+_ABBREVIATED = ("agency_name", "procedure_name", "pickup", "reason", "documents", "status_note")
+_SEPARATOR = r"[\s,\-]+"
+_NO_MATCH = "\x00"
+
+_TRUNCATED = ("reason", "status_note", "documents")
+_MIN_WORDS = 6
+_ELLIPSIS = "…"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedSms:
+    """One notice as an SMS: the text, what it costs, and what was cut to make it fit.
+
+    ``characters`` is in the encoding's units (GSM-7 septets or UTF-16 code units);
+    ``shortened_by`` names the rules that changed the text, in the order applied.
+    """
+
+    kind: str
+    text: str
+    encoding: Encoding
+    segments: int
+    shortened_by: tuple[str, ...]
+    characters: int = 0
+
+
+Context = dict[str, Any]
+_Fits = Callable[[Context], bool]
+
+
+def render_sms(
+    texts: Texts,
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    accents: bool,
+    budget: int,
+    zone: tzinfo,
+) -> RenderedSms:
+    """The SMS for a notice of ``kind``, shortened (see the module doc) to fit ``budget``.
+
+    Raises ``ValidationFailed`` for an unknown kind or a missing required param; never
+    for a text that does not fit (its true segment count is returned).
+    """
+    context = _context(kind, params, zone)
+
+    def measure(ctx: Context) -> tuple[str, SegmentCount]:
+        raw = texts.render(f"sms/{kind}.txt.j2", **ctx)
+        text = unicodedata.normalize("NFC", " ".join(raw.split()))
+        text = text if accents else unaccent(text)
+        return text, segments(text)
+
+    def fits(ctx: Context) -> bool:
+        return measure(ctx)[1].segments <= budget
+
+    text, count = measure(context)
+    applied: list[str] = []
+    for name, rule in _RULES:
+        if count.segments <= budget:
+            break
+        changed = rule(context, fits)
+        if changed is None:
+            continue
+        context = changed
+        shorter, count = measure(context)
+        if shorter != text:
+            applied.append(name)
+            text = shorter
+    return RenderedSms(kind, text, count.encoding, count.segments, tuple(applied), count.characters)
+
+
+def _context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:
+    if kind not in REQUIRED_PARAMS:
+        raise ValidationFailed([FieldError("kind", f"no SMS template for {kind!r}")])
+    context: Context = dict.fromkeys(_KNOWN_PARAMS)
+    context.update(
+        (key, _clean(value, free_text=key in _FREE_TEXT)) for key, value in params.items()
+    )
+    missing = [name for name in REQUIRED_PARAMS[kind] if context[name] is None]
+    if missing:
+        raise ValidationFailed(
+            [FieldError(f"params.{name}", f"is required for the {kind} SMS") for name in missing],
+            f"the {kind} SMS needs {', '.join(missing)}",
+        )
+    context["hotline"] = context.get("hotline") or DEFAULT_HOTLINE
+    context["oa_name"] = context.get("oa_name") or DEFAULT_OA_NAME
+    context["documents_count"] = len(context["documents"] or ())
+    context["kind"] = kind
+    context["zone"] = zone
+    return context
+
+
+def _clean(value: Any, *, free_text: bool) -> Any:
+    """One space between words, NFC, no empty values; free text loses its final stop."""
+    if isinstance(value, str):
+        text = " ".join(unicodedata.normalize("NFC", value).split())
+        if free_text:
+            text = text.rstrip(" .,;:")
+        return text or None
+    if isinstance(value, list | tuple):
+        items = [item for item in (_clean(v, free_text=free_text) for v in value) if item]
+        return items or None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# -- rule 1: abbreviations -------------------------------------------------------------
+
+
+def _fold(char: str) -> str:
+    """The character as matching sees it: lower case, no accents, still one character."""
+    folded = unaccent(char).lower()
+    return folded if len(folded) == 1 else _NO_MATCH
+
+
+def _skeleton(text: str) -> str:
+    # One character per character, so match positions are positions in ``text``.
+    return "".join(_fold(c) for c in text)
+
+
+def _pattern(long_form: str) -> str:
+    words = re.split(_SEPARATOR, _skeleton(unicodedata.normalize("NFC", long_form)))
+    return _SEPARATOR.join("(?:va|&)" if word == "va" else re.escape(word) for word in words)
+
+
+# Matched on the skeleton so "Uỷ"/"Ủy", "hoá"/"hóa", capitals and unaccented input
+# all count; the words may be separated by spaces, commas or hyphens.
+_BY_LENGTH = sorted(ABBREVIATIONS, key=lambda pair: -len(pair[0]))
+_ABBREVIATION = re.compile(
+    r"(?<!\w)(?:" + "|".join(f"({_pattern(long)})" for long, _ in _BY_LENGTH) + r")(?!\w)"
+)
+
+
+def abbreviate(text: str) -> str:
+    """``text`` with the well-known long forms of ``ABBREVIATIONS`` replaced."""
+    text = unicodedata.normalize("NFC", text)
+    pieces: list[str] = []
+    start = 0
+    for match in _ABBREVIATION.finditer(_skeleton(text)):
+        assert match.lastindex is not None
+        pieces += [text[start : match.start()], _BY_LENGTH[match.lastindex - 1][1]]
+        start = match.end()
+    return "".join([*pieces, text[start:]])
+
+
+def _abbreviate_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return abbreviate(value)
+    if isinstance(value, list):
+        return [abbreviate(item) for item in value]
+    return value
+
+
+def _rule_abbreviate(context: Context, fits: _Fits) -> Context | None:
+    changed = {name: _abbreviate_value(context[name]) for name in _ABBREVIATED}
+    if all(changed[name] == context[name] for name in _ABBREVIATED):
+        return None
+    return {**context, **changed}
+
+
+# -- rules 2 to 4: drop facts the citizen can find elsewhere --------------------------
+
+
+def _dropping(name: str) -> Callable[[Context, _Fits], Context | None]:
+    def rule(context: Context, fits: _Fits) -> Context | None:
+        return {**context, name: None} if context[name] else None
+
+    return rule
+
+
+# -- rule 5: truncation at a word boundary ---------------------------------------------
+
+
+def _cut_words(words: list[str]) -> str:
+    return " ".join(words).rstrip(" ,;:.-(") + _ELLIPSIS
+
+
+def _truncated(value: str | list[str], keep: int) -> str | list[str]:
+    """``value`` cut to its first ``keep`` words (a list: counted across its items)."""
+    if isinstance(value, str):
+        return _cut_words(value.split(" ")[:keep])
+    items: list[str] = []
+    for item in value:
+        words = item.split(" ")
+        if keep >= len(words):
+            items.append(item)
+            keep -= len(words)
+        else:
+            items.append(_cut_words(words[:keep]) if keep else _ELLIPSIS)
+            break
+    return items
+
+
+def _word_count(value: str | list[str]) -> int:
+    items = [value] if isinstance(value, str) else value
+    return sum(len(item.split(" ")) for item in items)
+
+
+def _with_words(context: Context, name: str, keep: int) -> Context:
+    """``context`` with field ``name`` cut to ``keep`` words, or dropped for 0."""
+    value = context[name]
+    return {**context, name: _truncated(value, keep) if keep else None}
+
+
+def _word_counts_to_try(value: str | list[str], total: int) -> list[int]:
+    """Where a cut may fall, fewest words first: a list is cut between whole items, and
+    within its first item only if no whole item fits."""
+    if isinstance(value, str):
+        return list(range(_MIN_WORDS, total))
+    ends = itertools.accumulate(len(item.split(" ")) for item in value)
+    within_first = range(_MIN_WORDS, len(value[0].split(" ")))
+    return sorted({*within_first, *(end for end in ends if end < total)})
+
+
+def _rule_truncate(context: Context, fits: _Fits) -> Context | None:
+    changed = False
+    for name in _TRUNCATED:
+        value = context[name]
+        total = _word_count(value) if value else 0
+        if total <= _MIN_WORDS:
+            continue
+        optional = name not in REQUIRED_PARAMS[context["kind"]]
+        keeps = [*([0] if optional else []), *_word_counts_to_try(value, total)]
+        best, low, high = 0, 1, len(keeps) - 1
+        while low <= high:  # the most words that still fit
+            middle = (low + high) // 2
+            if fits(_with_words(context, name, keeps[middle])):
+                best, low = middle, middle + 1
+            else:
+                high = middle - 1
+        context = _with_words(context, name, keeps[best])
+        changed = True
+        if fits(context):
+            break
+    return context if changed else None
+
+
+_RULES: tuple[tuple[str, Callable[[Context, _Fits], Context | None]], ...] = (
+    ("abbreviate", _rule_abbreviate),
+    ("drop_procedure_name", _dropping("procedure_name")),
+    ("drop_applicant_name", _dropping("applicant_name")),
+    ("drop_agency_name", _dropping("agency_name")),
+    ("truncate", _rule_truncate),
+)
+
+
+# -- tthc templates --------------------------------------------------------------------
+
+_PROG = "tthc templates"
+_COMMON_SAMPLE: dict[str, Any] = {
+    "dossier_code": "000.00.12.H19-240401-0001",
+    "procedure_name": "Cấp giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở và tài sản "
+    "khác gắn liền với đất lần đầu",
+    "agency_name": "Ủy ban nhân dân huyện Long Thành, tỉnh Đồng Nai",
+    "applicant_name": "Tôn Nữ Hoàng Thị Ngọc Bảo Trâm",
+    "received_at": "2024-04-01T08:15:00+07:00",
+    "due_at": "2024-04-12T17:00:00+07:00",
+}
+_SAMPLES: dict[str, dict[str, Any]] = {
+    "receipt": {},
+    "supplement": {
+        "reason": "Thành phần hồ sơ chưa đủ theo Quyết định số 1234/QĐ-UBND của Ủy ban nhân "
+        "dân tỉnh Đồng Nai",
+        "documents": [
+            "Bản sao Căn cước công dân của người đề nghị",
+            "Sơ đồ thửa đất có xác nhận của Ủy ban nhân dân xã",
+            "Giấy tờ chứng minh nguồn gốc sử dụng đất",
+        ],
+    },
+    "refusal": {
+        "reason": "Thửa đất nằm trong khu vực đã có thông báo thu hồi đất theo Quyết định số "
+        "5678/QĐ-UBND ngày 15/3/2024 của Ủy ban nhân dân huyện Long Thành",
+    },
+    "fees": {"amount": 150000, "reason": "Lệ phí cấp giấy chứng nhận"},
+    "withdrawal": {},
+    "apology": {
+        "reason": "Cần xác minh nguồn gốc sử dụng đất với Ủy ban nhân dân xã Phước Thiền",
+        "old_due_at": "2024-04-12T17:00:00+07:00",
+        "new_due_at": "2024-04-19T17:00:00+07:00",
+    },
+    "auto_apology": {},
+    "invitation": {
+        "pickup": "Bộ phận một cửa Ủy ban nhân dân huyện Long Thành, số 1 đường Lê Duẩn, thị "
+        "trấn Long Thành",
+        "delivery": None,
+    },
+    "report_received": {"expected_at": "2024-04-20T17:00:00+07:00"},
+    "report_in_progress": {
+        "status_note": "Đã chuyển Văn phòng đăng ký đất đai kiểm tra lại hồ sơ",
+        "expected_at": "2024-04-20T17:00:00+07:00",
+    },
+    "report_resolved": {"status_note": "Hồ sơ đã được trả kết quả ngày 18/04/2024"},
+    "report_rejected": {"status_note": "Nội dung phản ánh không thuộc thẩm quyền giải quyết"},
+}
+
+
+def sample_params(kind: str) -> dict[str, Any]:
+    """Realistic, long params for previewing ``kind``."""
+    extra = {"report_number": "PA-2024-000123"} if kind.startswith("report_") else {}
+    return {**_COMMON_SAMPLE, **extra, **_SAMPLES[kind]}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=_PROG, description="SMS templates of notices")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the notice kinds that have SMS templates")
+    preview = sub.add_parser("preview", help="render a kind in both forms with sample params")
+    preview.add_argument("kind", choices=KINDS)
+    preview.add_argument("--budget", type=int, default=2, help="segments allowed (default 2)")
+    preview.add_argument("--params", type=Path, help="JSON object merged over the sample params")
+    preview.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES_DIR)
+    preview.add_argument("--zone", default="Asia/Ho_Chi_Minh", help="time zone of the dates")
+    return parser
+
+
+def preview_main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
+    """Run ``tthc templates`` with ``argv`` (the words after ``templates``); the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage or the help
+        return exc.code if isinstance(exc.code, int) else 2
+    out = stdout if stdout is not None else _utf8(sys.stdout)
+    if args.command == "list":
+        for kind in KINDS:
+            out.write(f"{kind:<20} needs {', '.join(REQUIRED_PARAMS[kind])}\n")
+        return 0
+
+    params = sample_params(args.kind)
+    if args.params is not None:
+        try:
+            given = json.loads(args.params.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"{_PROG}: cannot read {args.params}: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(given, dict):
+            print(f"{_PROG}: {args.params} must hold a JSON object", file=sys.stderr)
+            return 2
+        params.update(given)
+    texts = Texts(args.templates)
+    out.write(f"{args.kind}, budget {args.budget} segment(s)\n")
+    for label, accents in (("with accents", True), ("unaccented", False)):
+        try:
+            sms = render_sms(
+                texts,
+                args.kind,
+                params,
+                accents=accents,
+                budget=args.budget,
+                zone=ZoneInfo(args.zone),
+            )
+        except ValidationFailed as exc:
+            print(f"{_PROG}: {exc.detail}", file=sys.stderr)
+            return 1
+        verdict = "" if sms.segments <= args.budget else ", OVER BUDGET"
+        shortened = ", ".join(sms.shortened_by) or "nothing"
+        out.write(
+            f"\n{label}: {sms.encoding}, {sms.segments} segment(s), {sms.characters} "
+            f"characters{verdict}; shortened by: {shortened}\n  {sms.text}\n"
+        )
+    return 0
+
+
+def _utf8(stream: TextIO) -> TextIO:
+    """Make a standard stream speak UTF-8 whatever the locale (C locale in containers)."""
+    if isinstance(stream, io.TextIOWrapper) and stream.encoding.lower().replace("_", "-") not in (
+        "utf-8",
+        "utf8",
+    ):
+        stream.reconfigure(encoding="utf-8", errors="replace")
+    return stream
+
+
+if __name__ == "__main__":
+    raise SystemExit(preview_main())

@@ -1,0 +1,61 @@
+"""``tthc worker``: runs delivery jobs (urgent lane first) and, by default, the cron.
+
+The worker is RQ's ``SimpleWorker`` (jobs run in the worker process: a job handles a
+batch of notices, so the per-job cost is spread) with RQ's scheduler for retries at a
+later time. The cron — the relay every few seconds, the deadline sweep every minute —
+is RQ's ``CronScheduler`` in a child process; several workers may each run one, the
+jobs being idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from multiprocessing.context import SpawnProcess
+
+from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.cron import CronScheduler
+
+from gateway.delivery.queues import queue_names
+from gateway.logs import configure as configure_logging
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RELAY_SECONDS = 5
+SWEEP_SECONDS = 60
+
+
+def _cron(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+    from gateway import jobs
+
+    scheduler = CronScheduler(connection=Redis.from_url(settings.redis_url))
+    urgent, _ = queue_names(settings)
+    scheduler.register(jobs.relay, queue_name=urgent, interval=RELAY_SECONDS)
+    scheduler.register(jobs.sweep_deadlines, queue_name=urgent, interval=SWEEP_SECONDS)
+    scheduler.start()  # type: ignore[no-untyped-call]
+
+
+def start_cron(settings: Settings) -> SpawnProcess:
+    process = multiprocessing.get_context("spawn").Process(
+        target=_cron, args=(settings,), name="tthc-cron", daemon=True
+    )
+    process.start()
+    return process
+
+
+def run(settings: Settings, *, burst: bool = False, cron: bool = True) -> int:
+    """Work until stopped (or, with ``burst``, until the queues are empty)."""
+    redis = Redis.from_url(settings.redis_url)
+    queues = [Queue(name, connection=redis) for name in queue_names(settings)]
+    cron_process = start_cron(settings) if cron and not burst else None
+    try:
+        worker = SimpleWorker(queues, connection=redis)
+        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+    finally:
+        if cron_process is not None and cron_process.is_alive():
+            cron_process.terminate()
+            cron_process.join(10)
+    return 0
