@@ -1,20 +1,23 @@
 """``tthc demo``: the whole gateway on one machine with sample traffic you can watch.
 
 Embedded SQLite, the local Redis (or a private redis-server when none answers), the
-HTTP service, and a simulated one-stop-shop posting signed events through the real API.
+HTTP service, local fakes of the eSMS and SpeedSMS APIs (each with a page listing the
+SMS it received), a delivery worker, and a simulated one-stop-shop posting signed events
+through the real API.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import socket
+import subprocess
 import sys
 import time
 from contextlib import suppress
-from dataclasses import replace
-from typing import TextIO
+from typing import Any, TextIO
 
 import aiohttp
 from aiohttp import web
@@ -25,28 +28,127 @@ from gateway.settings import Settings
 from gateway.signing import signed_headers
 from gateway.simulator import OneStopShop
 from gateway.storage import migrate
+from providers.fakes.sms import FakeSmsCentre, create_esms_app, create_speedsms_app
 
 DEMO_SOURCE = "demo-onestop"
 
 
-def prepare(settings: Settings, out: TextIO) -> tuple[Settings, PrivateRedis | None]:
-    """Fill in what the demo needs: a source to sign with, a Redis, a migrated database."""
-    private: PrivateRedis | None = None
-    if not reachable(settings.redis_url):
-        private = PrivateRedis.start()
-        print(
-            f"· no Redis at {settings.redis_url}; started a private one at {private.url}", file=out
+class Demo:
+    """Everything the demo starts, so it can all be stopped again."""
+
+    def __init__(self, settings: Settings, out: TextIO) -> None:
+        self.base_settings = settings
+        self.out = out
+        self.private_redis: PrivateRedis | None = None
+        self.runners: list[web.AppRunner] = []
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.overrides: dict[str, str] = {}
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def prepare(self) -> Settings:
+        """A Redis, a source to sign with, fake SMS vendors, a migrated database."""
+        s = self.base_settings
+        redis_url = s.redis_url
+        if not reachable(redis_url):
+            self.private_redis = PrivateRedis.start()
+            redis_url = self.private_redis.url
+            self.say(f"· no Redis at {s.redis_url}; started a private one at {redis_url}")
+        port = s.http_port if _free(s.http_host, s.http_port) else free_port()
+        if port != s.http_port:
+            self.say(f"· port {s.http_port} is busy; using {port}")
+        sources = s.env.get("EVENT_SOURCES") or f"{DEMO_SOURCE}:{secrets.token_hex(16)}"
+        self.esms_port, self.speedsms_port = free_port(), free_port()
+        base = f"http://{s.http_host}:{port}"
+        self.overrides = {
+            "DATABASE_URL": s.database_url,
+            "REDIS_URL": redis_url,
+            "HTTP_PORT": str(port),
+            "EVENT_SOURCES": sources,
+            "PUBLIC_BASE_URL": base,
+            "SMS_PROVIDERS": "esms,speedsms",
+            "ESMS_BASE_URL": f"http://127.0.0.1:{self.esms_port}",
+            "ESMS_API_KEY": "demo-key",
+            "ESMS_SECRET_KEY": "demo-secret",
+            "ESMS_BRANDNAME": "TTHC-DEMO",
+            "SPEEDSMS_BASE_URL": f"http://127.0.0.1:{self.speedsms_port}",
+            "SPEEDSMS_TOKEN": "demo-token",
+            "SPEEDSMS_SENDER": "TTHC-DEMO",
+            "SMS_WEBHOOK_SECRET": secrets.token_hex(12),
+            # At night every notice would (rightly) wait for the morning: not for a demo.
+            "QUIET_HOURS": "",
+            "LOG_LEVEL": "WARNING",
+        }
+        settings = Settings.from_mapping({**s.env, **self.overrides})
+        migrate.upgrade(settings.database_url)
+        self.say(f"· database {settings.database_url} migrated")
+        return settings
+
+    async def start(self, settings: Settings) -> str:
+        base = settings.public_base_url
+        receipts = f"{base}/webhooks/sms/speedsms/{settings.sms_webhook_secret}"
+        fakes = (
+            (create_esms_app(FakeSmsCentre(receipt_delay=1.0)), self.esms_port),
+            (
+                create_speedsms_app(FakeSmsCentre(receipt_delay=1.0, callback_url=receipts)),
+                self.speedsms_port,
+            ),
+            (create_app(settings), settings.http_port),
         )
-        settings = replace(settings, redis_url=private.url)
-    if not settings.event_sources:
-        settings = replace(settings, event_sources={DEMO_SOURCE: secrets.token_hex(16)})
-    migrate.upgrade(settings.database_url)
-    print(f"· database {settings.database_url} migrated", file=out)
-    return settings, private
+        for app, port in fakes:
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(
+                runner, "127.0.0.1" if app is not fakes[2][0] else settings.http_host, port
+            ).start()
+            self.runners.append(runner)
+        self.worker = self._start_worker()
+        self.say(f"· gateway on {base}  (health {base}/readyz, metrics {base}/metrics)")
+        self.say(f"· watch the SMS arrive at the fake eSMS:  http://127.0.0.1:{self.esms_port}/")
+        self.say(
+            f"  (the fake SpeedSMS, used when eSMS fails: http://127.0.0.1:{self.speedsms_port}/)"
+        )
+        return base
+
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", "worker"],
+            env={**os.environ, **self.overrides},
+            stdout=subprocess.DEVNULL,
+        )
+
+    async def stop(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.terminate()
+            with suppress(subprocess.TimeoutExpired):
+                self.worker.wait(15)
+        for runner in reversed(self.runners):
+            await runner.cleanup()
+        if self.private_redis is not None:
+            self.private_redis.stop()
+
+
+def _free(host: str, port: int) -> bool:
+    try:
+        with socket.create_server((host, port)):
+            return True
+    except OSError:
+        return False
+
+
+async def _post(
+    session: aiohttp.ClientSession, source: str, secret: str, body: dict[str, Any]
+) -> tuple[int, Any]:
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    headers = signed_headers(source, secret, raw, time.time())
+    headers["Content-Type"] = "application/json"
+    async with session.post("/v1/events", data=raw, headers=headers) as response:
+        return response.status, await response.json()
 
 
 async def _post_stories(
-    base: str, source: str, secret: str, dossiers: int, delay: float, out: TextIO
+    demo: Demo, base: str, source: str, secret: str, dossiers: int, delay: float
 ) -> list[str]:
     shop = OneStopShop.starting_now()
     codes: list[str] = []
@@ -55,17 +157,13 @@ async def _post_stories(
             dossier = shop.dossier()
             codes.append(dossier["code"])
             for posting in shop.story(dossier):
-                raw = json.dumps(posting.body, ensure_ascii=False).encode()
-                headers = signed_headers(source, secret, raw, time.time())
-                headers["Content-Type"] = "application/json"
-                async with session.post("/v1/events", data=raw, headers=headers) as response:
-                    answer = await response.json()
-                notices = ",".join(n["kind"] for n in answer.get("notices", [])) or "-"
+                status, answer = await _post(session, source, secret, posting.body)
+                fresh = [n["kind"] for n in answer.get("notices", []) if not n.get("duplicate")]
+                notices = "(replayed)" if status == 200 else ",".join(fresh) or "-"
                 flags = ",".join(f["rule"] for f in answer.get("flags", [])) or "-"
-                print(
-                    f"→ {posting.body['type']:<32} {dossier['code']}  HTTP {response.status}"
-                    f"  notices={notices}  flags={flags}",
-                    file=out,
+                demo.say(
+                    f"→ {posting.body['type']:<32} {dossier['code']}  HTTP {status}"
+                    f"  notices={notices}  flags={flags}"
                 )
                 if delay:
                     await asyncio.sleep(delay)
@@ -73,47 +171,55 @@ async def _post_stories(
     return codes
 
 
-async def run(settings: Settings, *, dossiers: int, delay: float, stay: bool, out: TextIO) -> int:
-    """Serve, post the sample stories, print where to look; keep serving if ``stay``."""
-    port = settings.http_port
-    try:
-        with socket.create_server((settings.http_host, port)):
-            pass
-    except OSError:
-        port = free_port()
-        print(f"· port {settings.http_port} is busy; using {port}", file=out)
-    runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.http_host, port).start()
-    base = f"http://{settings.http_host}:{port}"
-    print(
-        f"· gateway listening on {base}  (health: {base}/readyz, metrics: {base}/metrics)", file=out
-    )
+async def _wait_delivered(
+    base: str, source: str, secret: str, codes: list[str], limit: float
+) -> dict[str, int]:
+    """Poll the dossiers until no notice is still on its way; count the final states."""
+    deadline = time.monotonic() + limit
+    async with aiohttp.ClientSession(base) as session:
+        while True:
+            states: dict[str, int] = {}
+            for code in codes:
+                headers = signed_headers(source, secret, b"", time.time())
+                async with session.get(f"/v1/dossiers/{code}", headers=headers) as response:
+                    view = await response.json()
+                for notice in view.get("notices", []):
+                    states[notice["state"]] = states.get(notice["state"], 0) + 1
+            moving = sum(states.get(s, 0) for s in ("created", "queued", "sending", "sent"))
+            if not moving or time.monotonic() > deadline:
+                return states
+            await asyncio.sleep(0.5)
+
+
+async def run(demo: Demo, settings: Settings, *, dossiers: int, delay: float, stay: bool) -> int:
+    base = await demo.start(settings)
     source, secret = next(iter(settings.event_sources.items()))
     try:
-        codes = await _post_stories(base, source, secret, dossiers, delay, out)
-        print("\nLook at a dossier's whole story (signed request, printed as JSON):", file=out)
+        codes = await _post_stories(demo, base, source, secret, dossiers, delay)
+        states = await _wait_delivered(base, source, secret, codes, limit=60)
+        summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+        demo.say(f"\nNotices: {summary}")
+        demo.say("\nLook at a dossier's whole story (signed request, printed as JSON):")
         for code in codes[:3]:
-            print(
-                f"  tthc get /v1/dossiers/{code} --url {base} --source {source} --secret {secret}",
-                file=out,
+            demo.say(
+                f"  tthc get /v1/dossiers/{code} --url {base} --source {source} --secret {secret}"
             )
         if stay:
-            print("\nThe gateway keeps running; Ctrl+C stops it.", file=out)
+            demo.say("\nEverything keeps running; Ctrl+C stops it.")
             with suppress(asyncio.CancelledError):
                 await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
+        await demo.stop()
     return 0
 
 
 def main(settings: Settings, *, dossiers: int, delay: float, stay: bool) -> int:
-    out = sys.stdout
-    settings, private = prepare(settings, out)
+    demo = Demo(settings, sys.stdout)
     try:
-        return asyncio.run(run(settings, dossiers=dossiers, delay=delay, stay=stay, out=out))
+        ready = demo.prepare()
+        return asyncio.run(run(demo, ready, dossiers=dossiers, delay=delay, stay=stay))
     except KeyboardInterrupt:
         return 0
     finally:
-        if private is not None:
-            private.stop()
+        if demo.private_redis is not None:
+            demo.private_redis.stop()

@@ -92,6 +92,7 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:8080"
     sms_webhook_secret: str = ""
     sms_segment_budget: int = 2
+    sms_unicode_segment_budget: int = 4
     sms_rate_per_second: int = 30
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -193,6 +194,7 @@ class Settings:
             or f"http://{get('HTTP_HOST', '127.0.0.1')}:{get('HTTP_PORT', '8080')}",
             sms_webhook_secret=get("SMS_WEBHOOK_SECRET"),
             sms_segment_budget=_int(env, "SMS_SEGMENT_BUDGET", 2, low=1, high=6),
+            sms_unicode_segment_budget=_int(env, "SMS_UNICODE_SEGMENT_BUDGET", 4, low=1, high=8),
             sms_rate_per_second=_int(env, "SMS_RATE_PER_SECOND", 30, low=1, high=10_000),
             env=dict(env),
         )

@@ -56,6 +56,9 @@ class SmsProvider(Protocol):
     # Whether this provider's contract allows Vietnamese with diacritics (UCS-2); when
     # False the text is sent unaccented (GSM-7).
     accents: bool
+    # Whether the vendor recognises a repeated ``request_id`` (eSMS ``RequestId``): only
+    # then may a send whose outcome is unknown be tried again at the same vendor.
+    idempotent: bool
 
     async def send(self, message: SmsMessage, *, callback_url: str | None) -> SmsAccepted:
         """Hand one message to the vendor; raise Temporary/PermanentProviderError."""

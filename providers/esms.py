@@ -19,7 +19,8 @@ eSMS answer                                 result
 ==========================================  =========================================
 CodeResult 100                              SmsAccepted(provider_message_id=SMSID)
 CodeResult 124 (duplicate RequestId)        SmsAccepted(already_sent=True)
-CodeResult 99, 108 (blocked / bad phone)    RecipientUnreachable, code = CodeResult
+CodeResult 99 (phone blocked)              RecipientUnreachable, code = CodeResult
+CodeResult 108 (eSMS rejects the format)   PermanentProviderError (fail over), code = 108
 not a Vietnamese mobile (before sending)    RecipientUnreachable "phone_format"
 CodeResult 104, 146, 177 (brandname,        Permanent, code = CodeResult
 template, network not registered)
@@ -43,12 +44,9 @@ safe to retry (``idempotent = True``) because of ``RequestId``.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 
@@ -59,6 +57,7 @@ from gateway.errors import (
     TemporaryProviderError,
 )
 from gateway.settings import EsmsSettings
+from providers._http import retry_after
 from providers.base import Receipt, ReceiptStatus, SmsAccepted, SmsMessage
 
 SEND_PATH = "/MainService.svc/json/SendMultipleMessage_V4_post_json/"
@@ -76,9 +75,11 @@ ACCOUNT_ERROR_CODES = frozenset(_ACCOUNT_ERRORS)
 # CodeResults that say the number itself cannot be reached: failing over will not help.
 _RECIPIENT_ERRORS = {
     "99": "the phone number is blocked",
-    "108": "the phone number is not in a valid format",
 }
 _MESSAGE_ERRORS = {
+    # Our normaliser only lets valid mobiles through, so 108 means eSMS's own prefix table
+    # is behind (new ranges appear): another provider may well deliver.
+    "108": "eSMS does not accept this number's format",
     "104": "brandname not registered on the account",
     "146": "text does not match a registered customer-care template",
     "177": "the recipient's network is not registered for this brandname",
@@ -190,7 +191,7 @@ def _result(outcome: _Answer | BaseException) -> SmsAccepted:
     status = outcome.status
     if status == 429:
         raise TemporaryProviderError(
-            NAME, "throttled (HTTP 429)", "throttled", _retry_after(outcome.retry_after)
+            NAME, "throttled (HTTP 429)", "throttled", retry_after(outcome.retry_after)
         )
     if status == 504:
         raise TemporaryProviderError(
@@ -198,7 +199,7 @@ def _result(outcome: _Answer | BaseException) -> SmsAccepted:
         )
     if status == 408 or status >= 500:
         raise TemporaryProviderError(
-            NAME, f"HTTP {status}", f"http_{status}", _retry_after(outcome.retry_after)
+            NAME, f"HTTP {status}", f"http_{status}", retry_after(outcome.retry_after)
         )
     if status in (401, 403):
         raise PermanentProviderError(
@@ -237,26 +238,6 @@ def _result(outcome: _Answer | BaseException) -> SmsAccepted:
         raise RecipientUnreachable(NAME, f"{_RECIPIENT_ERRORS[code]} (CodeResult {code})", code)
     reason = _MESSAGE_ERRORS.get(code, f"unknown CodeResult {code} {vendor_message}".strip())
     raise PermanentProviderError(NAME, f"{reason} (CodeResult {code})", code)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _count(value: str | None) -> int:

@@ -49,12 +49,9 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -66,6 +63,7 @@ from gateway.errors import (
     TemporaryProviderError,
 )
 from gateway.settings import SpeedSmsSettings
+from providers._http import retry_after
 from providers.base import Receipt, SmsAccepted, SmsMessage
 
 SEND_PATH = "/index.php/sms/send"
@@ -203,7 +201,7 @@ def _result(outcome: _Answer | BaseException) -> SmsAccepted:
     data = _json_object(outcome.body)
     if status == 429:
         raise TemporaryProviderError(
-            NAME, "throttled (HTTP 429)", "throttled", _retry_after(outcome.retry_after)
+            NAME, "throttled (HTTP 429)", "throttled", retry_after(outcome.retry_after)
         )
     if status == 504:
         raise TemporaryProviderError(
@@ -211,7 +209,7 @@ def _result(outcome: _Answer | BaseException) -> SmsAccepted:
         )
     if status == 408 or status >= 500:
         raise TemporaryProviderError(
-            NAME, f"HTTP {status}", f"http_{status}", _retry_after(outcome.retry_after)
+            NAME, f"HTTP {status}", f"http_{status}", retry_after(outcome.retry_after)
         )
     if status in (401, 403):
         raise PermanentProviderError(
@@ -258,23 +256,3 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

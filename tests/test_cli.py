@@ -109,6 +109,17 @@ def test_demo_runs_without_any_redis_and_shows_dossiers(tmp_path: Path) -> None:
     assert {status for _, _, status in posted} <= {"200", "202"}
     assert posted[0][0] == "dossier.received"
     assert "tthc get /v1/dossiers/" in demo.stdout
+    # Every notice went through the worker and the fake eSMS, and its receipt came back.
+    kinds = re.findall(r"notices=(\S+)", demo.stdout)
+    created = sum(len(k.split(",")) for k in kinds if k not in ("-", "(replayed)"))
+    summary = re.search(r"Notices: (.*)", demo.stdout)
+    assert summary is not None
+    states = {state: int(n) for n, state in re.findall(r"(\d+) (\w+)", summary.group(1))}
+    # A dossier whose phone was unusable has its notice kept as no_recipient.
+    assert set(states) <= {"delivered", "no_recipient"}, states
+    assert states.get("delivered", 0) + states.get("no_recipient", 0) == created
+    assert states.get("delivered", 0) > 0
+    assert "watch the SMS arrive at the fake eSMS:  http://127.0.0.1:" in demo.stdout
 
 
 def test_serve_with_two_workers_shares_the_port_and_stops_cleanly(

@@ -79,7 +79,7 @@ class Sender:
             if (
                 previous is not None
                 and previous.state in ("sending", "unknown")
-                and not getattr(provider, "idempotent", False)
+                and not provider.idempotent
             ):
                 await outbox.finish(
                     engine,
@@ -94,7 +94,11 @@ class Sender:
                 notice.kind,
                 notice.params,
                 accents=provider.accents,
-                budget=self.settings.sms_segment_budget,
+                budget=(
+                    self.settings.sms_unicode_segment_budget
+                    if provider.accents
+                    else self.settings.sms_segment_budget
+                ),
                 zone=self.settings.tz,
             )
             message = SmsMessage(
@@ -115,9 +119,7 @@ class Sender:
                 )
             except TemporaryProviderError as exc:
                 await self.limits.failed(provider.name)
-                ambiguous = exc.code == "timeout_after_send" and not getattr(
-                    provider, "idempotent", False
-                )
+                ambiguous = exc.code == "timeout_after_send" and not provider.idempotent
                 await outbox.end_attempt(
                     engine,
                     request_id,

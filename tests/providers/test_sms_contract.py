@@ -31,10 +31,12 @@ from gateway.errors import (
 )
 from gateway.settings import EsmsSettings, SpeedSmsSettings
 from providers import esms, speedsms
+from providers._http import retry_after
 from providers.base import Receipt, SmsAccepted, SmsMessage, SmsProvider
 from providers.fakes import FakeSmsCentre, create_esms_app, create_speedsms_app
 
-CLIENT_TIMEOUT = 0.3  # the providers' per-request timeout in these tests
+CLIENT_TIMEOUT = 5.0  # per-request timeout of the providers under test
+SHORT_TIMEOUT = 0.3  # for the lost-answer case; the fake holds its answer for 1 s
 VI_TEXT = "Hồ sơ 000.00.12.H19-240401-0001 của ông/bà đã được tiếp nhận. Hẹn trả: 12/04/2024."
 ASCII_TEXT = "Ho so 000.00.12.H19-240401-0001 cua ong/ba da duoc tiep nhan. Hen tra: 12/04/2024."
 PHONE = "+84912345678"
@@ -82,7 +84,9 @@ class Harness:
     receiver: Receiver
     vendor_phone: str  # how the vendor wants PHONE on the wire
     idempotent: bool  # the vendor recognises a retried request (eSMS RequestId)
-    make_provider: Callable[[str], SmsProvider]  # a provider for another base URL
+    base_url: str
+    # A provider for another base URL and/or with another timeout.
+    make_provider: Callable[[str, float], SmsProvider]
 
     async def send(self, message: SmsMessage) -> SmsAccepted:
         # eSMS takes the callback URL per message; SpeedSMS has it on the account (fake).
@@ -125,23 +129,31 @@ async def harness(
     if request.param == "esms":
         server = await aiohttp_server(create_esms_app(centre))
 
-        def make_esms(base_url: str) -> SmsProvider:
+        def make_esms(base_url: str, timeout: float = CLIENT_TIMEOUT) -> SmsProvider:
             settings = EsmsSettings(
                 base_url=base_url, api_key="key", secret_key="secret", brandname="TTHC-TINH"
             )
-            return esms.EsmsProvider(settings, session, timeout=CLIENT_TIMEOUT)
+            return esms.EsmsProvider(settings, session, timeout=timeout)
 
         base = str(server.make_url("")).rstrip("/")
         return Harness(
-            "esms", centre, server, make_esms(base), receiver, "0912345678", True, make_esms
+            "esms",
+            centre,
+            server,
+            make_esms(base),
+            receiver,
+            "0912345678",
+            True,
+            base,
+            make_esms,
         )
 
     centre.callback_url = receiver.url
     server = await aiohttp_server(create_speedsms_app(centre))
 
-    def make_speedsms(base_url: str) -> SmsProvider:
+    def make_speedsms(base_url: str, timeout: float = CLIENT_TIMEOUT) -> SmsProvider:
         settings = SpeedSmsSettings(base_url=base_url, token="tok", sender="TTHC-TINH")
-        return speedsms.SpeedSmsProvider(settings, session, timeout=CLIENT_TIMEOUT)
+        return speedsms.SpeedSmsProvider(settings, session, timeout=timeout)
 
     base = str(server.make_url("")).rstrip("/")
     return Harness(
@@ -152,6 +164,7 @@ async def harness(
         receiver,
         "84912345678",
         False,
+        base,
         make_speedsms,
     )
 
@@ -196,9 +209,10 @@ async def test_lost_answer_is_temporary_and_retry_is_deduplicated_where_vendor_c
     harness: Harness,
 ) -> None:
     harness.centre.set_mode("timeout", count=1)
+    impatient = harness.make_provider(harness.base_url, SHORT_TIMEOUT)
 
     with pytest.raises(TemporaryProviderError) as caught:
-        await harness.send(sms())
+        await impatient.send(sms(), callback_url=harness.receiver.url)
 
     assert caught.value.code == "timeout_after_send"
     assert getattr(harness.provider, "idempotent", None) is harness.idempotent
@@ -218,7 +232,7 @@ async def test_connection_refused_is_temporary_and_proves_nothing_was_sent(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    provider = harness.make_provider(f"http://127.0.0.1:{port}")
+    provider = harness.make_provider(f"http://127.0.0.1:{port}", CLIENT_TIMEOUT)
 
     with pytest.raises(TemporaryProviderError) as caught:
         await provider.send(sms(), callback_url=None)
@@ -263,7 +277,7 @@ async def test_a_number_outside_vietnam_is_unreachable_before_sending(harness: H
 Perm, Unreachable = PermanentProviderError, RecipientUnreachable
 ESMS_ERRORS = [
     ("99", Unreachable, False),
-    ("108", Unreachable, False),
+    ("108", Perm, False),
     ("101", Perm, True),
     ("102", Perm, True),
     ("103", Perm, True),
@@ -532,10 +546,10 @@ def test_esms_http_level_answers(
 
 
 def test_retry_after_accepts_an_http_date() -> None:
-    assert esms._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-    assert esms._retry_after("12") == 12.0
-    assert esms._retry_after("soon") is None
-    assert speedsms._retry_after("nan") is None
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert retry_after("12") == 12.0
+    assert retry_after("soon") is None
+    assert retry_after("nan") is None
 
 
 @pytest.mark.parametrize("harness", ["speedsms"], indirect=True)
