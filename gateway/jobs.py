@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from gateway.delivery import deadlines, outbox
 from gateway.delivery.limits import ProviderLimits
 from gateway.delivery.queues import enqueue
-from gateway.delivery.send import LEASE, Sender
+from gateway.delivery.send import Sender
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.settings import Settings
 from gateway.storage.db import create_engine
@@ -32,7 +32,6 @@ from providers.registry import build_sms_providers
 log = logging.getLogger(__name__)
 
 CONCURRENCY = 16
-RELAY_GRACE = timedelta(seconds=30)
 
 
 def _now() -> datetime:
@@ -103,7 +102,11 @@ async def _relay(s: Settings) -> list[tuple[str, str]]:
     engine = create_engine(s.database_url, writer=True, pool_size=1)
     try:
         return await outbox.due_for_relay(
-            engine, _now(), grace=RELAY_GRACE, lease=LEASE, limit=5000
+            engine,
+            _now(),
+            grace=timedelta(seconds=s.relay_grace_seconds),
+            lease=timedelta(seconds=s.delivery_lease_seconds),
+            limit=5000,
         )
     finally:
         await engine.dispose()

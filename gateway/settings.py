@@ -94,6 +94,11 @@ class Settings:
     sms_segment_budget: int = 2
     sms_unicode_segment_budget: int = 4
     sms_rate_per_second: int = 30
+    sms_timeout_seconds: float = 10.0
+    # A worker that claimed a notice and died gives it up after this; the relay, which
+    # runs every few seconds, puts back notices older than the grace.
+    delivery_lease_seconds: int = 120
+    relay_grace_seconds: int = 30
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -196,6 +201,9 @@ class Settings:
             sms_segment_budget=_int(env, "SMS_SEGMENT_BUDGET", 2, low=1, high=6),
             sms_unicode_segment_budget=_int(env, "SMS_UNICODE_SEGMENT_BUDGET", 4, low=1, high=8),
             sms_rate_per_second=_int(env, "SMS_RATE_PER_SECOND", 30, low=1, high=10_000),
+            sms_timeout_seconds=float(_int(env, "SMS_TIMEOUT_SECONDS", 10, low=1, high=120)),
+            delivery_lease_seconds=_int(env, "DELIVERY_LEASE_SECONDS", 120, low=1, high=3600),
+            relay_grace_seconds=_int(env, "RELAY_GRACE_SECONDS", 30, low=0, high=3600),
             env=dict(env),
         )
 

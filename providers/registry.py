@@ -33,7 +33,7 @@ def _esms(settings: Settings, session: aiohttp.ClientSession) -> SmsProvider:
             "ESMS_BRANDNAME": esms.brandname,
         },
     )
-    return EsmsProvider(esms, session)
+    return EsmsProvider(esms, session, timeout=settings.sms_timeout_seconds)
 
 
 def _speedsms(settings: Settings, session: aiohttp.ClientSession) -> SmsProvider:
@@ -42,7 +42,7 @@ def _speedsms(settings: Settings, session: aiohttp.ClientSession) -> SmsProvider
     if speedsms.sms_type in _SPEEDSMS_TYPES_WITH_SENDER:
         needed["SPEEDSMS_SENDER"] = speedsms.sender
     _require("speedsms", needed)
-    return SpeedSmsProvider(speedsms, session)
+    return SpeedSmsProvider(speedsms, session, timeout=settings.sms_timeout_seconds)
 
 
 def _log(settings: Settings, session: aiohttp.ClientSession) -> SmsProvider:

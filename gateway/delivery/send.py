@@ -28,8 +28,6 @@ from providers.base import SmsMessage, SmsProvider
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
-
 
 @dataclass
 class Sender:
@@ -54,7 +52,9 @@ class Sender:
         """Send the notice if it is due; return when to try again, or None if done."""
         engine = self.engine
         now = self.clock()
-        notice = await outbox.claim(engine, notice_id, now, LEASE)
+        notice = await outbox.claim(
+            engine, notice_id, now, timedelta(seconds=self.settings.delivery_lease_seconds)
+        )
         if notice is None:
             return None
         quiet = quiet_until(now, self.settings.quiet_hours, self.settings.tz)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -54,6 +56,28 @@ class Rig:
         _, stderr = await asyncio.wait_for(process.communicate(), limit)
         assert process.returncode == 0, stderr.decode()[-3000:]
 
+    async def relay(self) -> int:
+        """Run the relay job once, as the cron would."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from gateway.jobs import relay; print(relay())",
+            env=self.worker_env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, stderr.decode()[-3000:]
+        return int(stdout.decode().strip().splitlines()[-1])
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", "worker", "--burst"],
+            env=self.worker_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     async def notices(self, code: str) -> list[dict[str, Any]]:
         view = await self.gateway.dossier(code)
         return list(view["notices"])
@@ -76,9 +100,10 @@ def sms_settings(settings: Settings) -> Iterator[Settings]:
     forget_queues(merged)
 
 
-@pytest.fixture
-async def rig(sms_settings: Settings) -> AsyncIterator[Rig]:
-    gateway_server = TestServer(create_app(sms_settings))
+@asynccontextmanager
+async def running_rig(settings: Settings, **env: str) -> AsyncIterator[Rig]:
+    """The gateway, both fakes and a worker environment pointing at them."""
+    gateway_server = TestServer(create_app(settings))
     esms, speedsms = FakeSmsCentre(receipt_delay=0.2), FakeSmsCentre(receipt_delay=0.2)
     esms_server = TestServer(create_esms_app(esms))
     speedsms_server = TestServer(create_speedsms_app(speedsms))
@@ -90,15 +115,24 @@ async def rig(sms_settings: Settings) -> AsyncIterator[Rig]:
     await client.start_server()
     worker_env = {
         **os.environ,
-        **sms_settings.env,
+        **settings.env,
         "PUBLIC_BASE_URL": base,
         "ESMS_BASE_URL": str(esms_server.make_url("")).rstrip("/"),
         "SPEEDSMS_BASE_URL": str(speedsms_server.make_url("")).rstrip("/"),
         "LOG_LEVEL": "WARNING",
+        "DELIVERY_LEASE_SECONDS": "2",
+        "RELAY_GRACE_SECONDS": "0",
+        **env,
     }
     try:
-        yield Rig(Gateway(client, replace(sms_settings)), esms, speedsms, worker_env)
+        yield Rig(Gateway(client, settings), esms, speedsms, worker_env)
     finally:
         await client.close()
         await esms_server.close()
         await speedsms_server.close()
+
+
+@pytest.fixture
+async def rig(sms_settings: Settings) -> AsyncIterator[Rig]:
+    async with running_rig(sms_settings) as ready:
+        yield ready
