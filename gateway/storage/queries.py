@@ -70,6 +70,7 @@ async def dossier_view(conn: AsyncConnection, code: str, zone: tzinfo) -> dict[s
             if d["finished_by_id"]
             else None
         ),
+        "deadline": {"state": d["deadline_state"], "late_at": _iso(d["late_at"])},
         "reschedule_count": d["reschedule_count"],
         "supplement_count": d["supplement_count"],
         "timeline": [
@@ -105,6 +106,11 @@ async def dossier_view(conn: AsyncConnection, code: str, zone: tzinfo) -> dict[s
                 "channel": n.channel,
                 "provider": n.provider,
                 "state": n.state,
+                "lane": n.lane,
+                "segments": n.segments,
+                "not_before": _iso(n.not_before),
+                "sent_at": _iso(n.sent_at),
+                "delivered_at": _iso(n.delivered_at),
                 "attempts": n.attempts,
                 "last_error": n.last_error,
                 "created_at": _iso(n.created_at),
