@@ -36,6 +36,7 @@ import aiohttp
 import asyncpg
 import phonenumbers
 
+from bench import delivery
 from gateway.domain.phones import normalize_phone
 from gateway.localredis import PrivateRedis, free_port, reachable
 from gateway.signing import signed_headers
@@ -329,6 +330,26 @@ def main() -> int:
             finally:
                 if len(targets) > 1:
                     asyncio.run(_drop_schemas(args.postgres, [schema, schema + "_batch"]))
+            noop = delivery.rq_noop_rate(redis_url)
+            rows.append(("RQ no-op jobs through one SimpleWorker process", f"{noop:,.0f} jobs/s"))
+            rate = delivery.notices_per_second(
+                f"sqlite:///{workdir / 'deliver.sqlite3'}", redis_url
+            )
+            rows.append(
+                (
+                    "notices outbox → fake eSMS, one `tthc worker` process, SQLite",
+                    f"{rate:,.0f} notices/s = {rate / noop:.2f} × RQ no-op jobs/s",
+                )
+            )
+            p50, p95 = delivery.event_to_sms_latency(
+                f"sqlite:///{workdir / 'latency.sqlite3'}", redis_url
+            )
+            rows.append(
+                (
+                    "event accepted → SMS at the fake, ~10 events/s",
+                    f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms",
+                )
+            )
             ours, bare_parse = phones_in_process()
             rows.append(
                 (
