@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 
 import aiohttp
 from redis import Redis as SyncRedis
@@ -31,8 +32,6 @@ from providers.registry import build_sms_providers
 
 log = logging.getLogger(__name__)
 
-CONCURRENCY = 16
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -48,6 +47,12 @@ def _sync_redis(s: Settings) -> SyncRedis:
     return SyncRedis.from_url(s.redis_url, socket_connect_timeout=2, socket_timeout=5)
 
 
+@cache
+def _texts(directory: Path) -> Texts:
+    # Compiled templates live as long as the worker process, not one job.
+    return Texts(directory)
+
+
 @asynccontextmanager
 async def _sender(s: Settings) -> AsyncIterator[Sender]:
     engine = create_engine(s.database_url, writer=True, pool_size=2)
@@ -59,7 +64,7 @@ async def _sender(s: Settings) -> AsyncIterator[Sender]:
             engine=engine,
             providers=build_sms_providers(s, session),
             limits=ProviderLimits(redis, s.redis_key_prefix, s.sms_rate_per_second),
-            texts=Texts(s.templates_dir),
+            texts=_texts(s.templates_dir),
             clock=_now,
         )
     finally:
@@ -69,23 +74,13 @@ async def _sender(s: Settings) -> AsyncIterator[Sender]:
 
 
 async def _deliver(ids: list[str], s: Settings) -> dict[str, datetime]:
-    retries: dict[str, datetime] = {}
     async with _sender(s) as sender:
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def one(notice_id: str) -> None:
-            async with gate:
-                try:
-                    when = await sender.deliver(notice_id)
-                except Exception:
-                    # The lease runs out and the relay brings the notice back.
-                    log.exception("delivery failed unexpectedly", extra={"notice": notice_id})
-                    return
-                if when is not None:
-                    retries[notice_id] = when
-
-        await asyncio.gather(*(one(i) for i in ids))
-    return retries
+        try:
+            return await sender.deliver_many(ids)
+        except Exception:
+            # Claimed notices keep their lease; when it runs out the relay brings them back.
+            log.exception("delivery batch failed unexpectedly", extra={"count": len(ids)})
+            return {}
 
 
 def deliver_batch(notice_ids: list[str]) -> int:

@@ -21,18 +21,26 @@ class ProviderLimits:
         self._prefix = prefix
         self._per_second = per_second
 
-    async def acquire(self, provider: str) -> None:
-        """Wait until sending one more message stays under the provider's cap."""
-        while True:
+    async def acquire(self, provider: str, count: int = 1) -> None:
+        """Wait until ``count`` more messages stay under the provider's cap.
+
+        Tokens are taken per second, as many as the current second has left; what cannot
+        be granted is given back and asked for again in the next second.
+        """
+        remaining = count
+        while remaining:
             second = int(time.time())
             key = f"{self._prefix}rate:{provider}:{second}"
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
+                pipe.incrby(key, remaining)
                 pipe.expire(key, 2)
-                count, _ = await pipe.execute()
-            if count <= self._per_second:
-                return
-            await asyncio.sleep(max(0.0, second + 1 - time.time()))
+                total, _ = await pipe.execute()
+            granted = max(0, min(remaining, self._per_second - (total - remaining)))
+            if granted < remaining:
+                await self._redis.decrby(key, remaining - granted)
+            remaining -= granted
+            if remaining:
+                await asyncio.sleep(max(0.0, second + 1 - time.time()))
 
     async def is_open(self, provider: str) -> bool:
         return bool(await self._redis.exists(f"{self._prefix}circuit-open:{provider}"))

@@ -218,3 +218,132 @@ async def apply_receipt(
             .values(**values)
         )
     return "applied"
+
+
+async def claim_many(
+    engine: AsyncEngine, ids: list[str], now: datetime, lease: timedelta
+) -> tuple[list[ClaimedNotice], dict[str, Any]]:
+    """Claim every due, free notice among ``ids`` in one transaction.
+
+    Returns the claimed notices and their earlier attempts by request id.
+    """
+    free = sa.or_(
+        notices.c.state.in_(CLAIMABLE),
+        sa.and_(notices.c.state == "sending", notices.c.updated_at < now - lease),
+    )
+    due = sa.or_(notices.c.not_before.is_(None), notices.c.not_before <= now)
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(notices).where(
+                    notices.c.id.in_(ids), free, due, notices.c.phone_e164.is_not(None)
+                )
+            )
+        ).all()
+        ids_free = [row.id for row in rows]
+        claimed: list[ClaimedNotice] = []
+        if ids_free:
+            # One statement for the batch; the same conditions again so that a row another
+            # worker took in between is not taken twice (its state or lease changed).
+            await conn.execute(
+                notices.update()
+                .where(notices.c.id.in_(ids_free), free, due)
+                .values(state="sending", attempts=notices.c.attempts + 1, updated_at=now)
+            )
+            mine = {
+                row.id
+                for row in await conn.execute(
+                    sa.select(notices.c.id).where(
+                        notices.c.id.in_(ids_free),
+                        notices.c.state == "sending",
+                        notices.c.updated_at == now,
+                    )
+                )
+            }
+            claimed = [
+                ClaimedNotice(
+                    row.id,
+                    row.dossier_code,
+                    row.kind,
+                    row.phone_e164,
+                    row.params,
+                    row.attempts + 1,
+                    row.lane,
+                )
+                for row in rows
+                if row.id in mine
+            ]
+        earlier = {}
+        if claimed:
+            for attempt_row in await conn.execute(
+                sa.select(deliveries).where(deliveries.c.notice_id.in_([c.id for c in claimed]))
+            ):
+                earlier[attempt_row.request_id] = attempt_row
+    return claimed, earlier
+
+
+async def start_attempts(
+    engine: AsyncEngine, attempts: list[tuple[str, str, str]], channel: str, now: datetime
+) -> None:
+    """Write (request id, notice id, provider) attempts as ``sending`` before any is sent."""
+    if not attempts:
+        return
+    async with engine.begin() as conn:
+        known = {
+            row.request_id
+            for row in await conn.execute(
+                sa.select(deliveries.c.request_id).where(
+                    deliveries.c.request_id.in_([a[0] for a in attempts])
+                )
+            )
+        }
+        fresh = [
+            {
+                "request_id": request_id,
+                "notice_id": notice_id,
+                "channel": channel,
+                "provider": provider,
+                "state": "sending",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for request_id, notice_id, provider in attempts
+            if request_id not in known
+        ]
+        if fresh:
+            await conn.execute(deliveries.insert(), fresh)
+        if known:
+            await conn.execute(
+                deliveries.update()
+                .where(deliveries.c.request_id.in_(sorted(known)))
+                .values(state="sending", updated_at=now)
+            )
+
+
+async def record(
+    engine: AsyncEngine,
+    attempts: list[dict[str, Any]],
+    outcomes: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Write attempt results and notice outcomes of one round in one transaction.
+
+    ``attempts``: dicts with ``request_id`` and the columns to set; ``outcomes``: dicts with
+    ``id`` and the notice columns to set.
+    """
+    async with engine.begin() as conn:
+        for rows, table, key in ((attempts, deliveries, "request_id"), (outcomes, notices, "id")):
+            # executemany per set of columns: one statement for many rows.
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for values in rows:
+                columns = tuple(sorted(k for k in values if k != key))
+                by_columns.setdefault(columns, []).append(
+                    {**{f"v_{k}": v for k, v in values.items() if k != key}, "b_key": values[key]}
+                )
+            for columns, params in by_columns.items():
+                statement = (
+                    table.update()
+                    .where(table.c[key] == sa.bindparam("b_key"))
+                    .values(updated_at=now, **{c: sa.bindparam(f"v_{c}") for c in columns})
+                )
+                await conn.execute(statement, params)

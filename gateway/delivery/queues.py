@@ -15,7 +15,9 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BATCH = 50
+# Notices per delivery job: large enough to spread RQ's per-job cost, small enough that
+# a job ends well inside its timeout even when a vendor is slow.
+BATCH = 200
 DELIVER = "gateway.jobs.deliver_batch"
 
 

@@ -1,32 +1,54 @@
-"""Send one notice by SMS: claim it, render it, try each provider in failover order.
+"""Send a batch of notices by SMS: claim, render, try each provider in failover order.
 
-Never twice: an attempt row keyed by (notice, channel, provider) is written before the
-provider is called. Finding it on a later run means we may already have sent: a provider
-with an idempotency key (eSMS ``RequestId``) is simply asked again and answers
+Never twice: before a provider is called, an attempt row keyed by (notice, channel,
+provider) is committed. Finding it on a later run means we may already have sent: a
+provider with an idempotency key (eSMS ``RequestId``) is simply asked again and answers
 "duplicate"; a provider without one is not asked again and the notice becomes
 ``unknown`` for a person to check.
+
+A batch costs a handful of transactions whatever its size: one claims it, and each
+provider round writes its attempt rows in one and records its outcomes in another; the
+sends themselves run concurrently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.delivery import outbox
 from gateway.delivery.limits import ProviderLimits
-from gateway.domain.phones import mask_phone
+from gateway.delivery.outbox import ClaimedNotice
 from gateway.domain.schedule import quiet_until, retry_delay
-from gateway.errors import PermanentProviderError, RecipientUnreachable, TemporaryProviderError
-from gateway.notice_text import render_sms
+from gateway.errors import (
+    GatewayError,
+    PermanentProviderError,
+    RecipientUnreachable,
+    TemporaryProviderError,
+)
+from gateway.notice_text import RenderedSms, render_sms
 from gateway.settings import Settings
 from gateway.texts import Texts
-from providers.base import SmsMessage, SmsProvider
+from providers.base import SmsAccepted, SmsMessage, SmsProvider
 
 log = logging.getLogger(__name__)
+
+CONCURRENCY = 16
+
+
+@dataclass
+class _Pending:
+    """A claimed notice still looking for a provider."""
+
+    notice: ClaimedNotice
+    temporary: bool = False
+    last_error: str = "no SMS provider is configured"
 
 
 @dataclass
@@ -49,164 +71,214 @@ class Sender:
         return f"{self.settings.public_base_url}/webhooks/sms/{provider}/{secret}"
 
     async def deliver(self, notice_id: str) -> datetime | None:
-        """Send the notice if it is due; return when to try again, or None if done."""
-        engine = self.engine
+        """Send one notice; return when to try again, or None if done."""
+        return (await self.deliver_many([notice_id])).get(notice_id)
+
+    async def deliver_many(self, ids: list[str]) -> dict[str, datetime]:
+        """Send the due notices among ``ids``; return the ones to retry, with when."""
         now = self.clock()
-        notice = await outbox.claim(
-            engine, notice_id, now, timedelta(seconds=self.settings.delivery_lease_seconds)
-        )
-        if notice is None:
-            return None
+        lease = timedelta(seconds=self.settings.delivery_lease_seconds)
+        claimed, earlier = await outbox.claim_many(self.engine, ids, now, lease)
+        if not claimed:
+            return {}
         quiet = quiet_until(now, self.settings.quiet_hours, self.settings.tz)
         if quiet is not None:
-            await outbox.release(engine, notice.id, now, not_before=quiet)
-            log.info("notice deferred to the morning", extra={"notice": notice.id})
-            return None
+            for notice in claimed:
+                await outbox.release(self.engine, notice.id, now, not_before=quiet)
+            log.info("notices deferred to the morning", extra={"count": len(claimed)})
+            return {}
 
-        temporary: str | None = None
-        last_error = "no SMS provider is configured"
+        pending = [_Pending(notice) for notice in claimed]
         for provider in self.providers:
-            if await self.limits.is_open(provider.name):
-                temporary, last_error = "circuit", f"{provider.name}: circuit open"
-                continue
+            if not pending:
+                break
+            pending = await self._round(provider, pending, earlier)
+        return await self._give_back(pending)
+
+    async def _round(
+        self, provider: SmsProvider, pending: list[_Pending], earlier: dict[str, Any]
+    ) -> list[_Pending]:
+        """Try one provider for every pending notice; return those still pending."""
+        if await self.limits.is_open(provider.name):
+            for item in pending:
+                item.temporary, item.last_error = True, f"{provider.name}: circuit open"
+            return pending
+        left: list[_Pending] = []
+        attempts: list[dict[str, Any]] = []
+        outcomes: list[dict[str, Any]] = []
+        to_send: list[tuple[_Pending, str, RenderedSms]] = []
+        for item in pending:
+            notice = item.notice
             request_id = f"{notice.id}-sms-{provider.name}"[:48]
-            previous = await outbox.attempt(engine, request_id)
-            if previous is not None and previous.state in ("accepted", "delivered"):
-                await self._sent(notice.id, provider.name, previous.provider_message_id, None, 0)
-                return None
-            if previous is not None and previous.state == "failed":
+            before = earlier.get(request_id)
+            if before is not None and before.state in ("accepted", "delivered"):
+                outcomes.append(self._sent(notice.id, provider.name, None))
+                continue
+            if before is not None and before.state == "failed":
+                left.append(item)
                 continue
             if (
-                previous is not None
-                and previous.state in ("sending", "unknown")
+                before is not None
+                and before.state in ("sending", "unknown")
                 and not provider.idempotent
             ):
-                await outbox.finish(
-                    engine,
-                    notice.id,
-                    self.clock(),
-                    state="unknown",
-                    last_error=f"{provider.name}: may have been sent before a crash",
+                outcomes.append(
+                    {
+                        "id": notice.id,
+                        "state": "unknown",
+                        "last_error": f"{provider.name}: may have been sent before a crash",
+                    }
                 )
-                return None
-            rendered = render_sms(
-                self.texts,
-                notice.kind,
-                notice.params,
-                accents=provider.accents,
-                budget=(
-                    self.settings.sms_unicode_segment_budget
-                    if provider.accents
-                    else self.settings.sms_segment_budget
-                ),
-                zone=self.settings.tz,
-            )
+                continue
+            try:
+                rendered = self._render(provider, notice)
+            except GatewayError as exc:  # a notice whose facts cannot make a message
+                outcomes.append(
+                    {"id": notice.id, "state": "failed", "last_error": exc.detail[:500]}
+                )
+                continue
+            to_send.append((item, request_id, rendered))
+
+        await outbox.start_attempts(
+            self.engine,
+            [(r, i.notice.id, provider.name) for i, r, _ in to_send],
+            "sms",
+            self.clock(),
+        )
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def send(
+            item: _Pending, request_id: str, rendered: RenderedSms
+        ) -> SmsAccepted | Exception:
             message = SmsMessage(
-                notice.id,
+                item.notice.id,
                 request_id,
-                notice.phone_e164,
+                item.notice.phone_e164,
                 rendered.text,
                 rendered.encoding == "UCS-2",
                 rendered.segments,
             )
-            await outbox.start_attempt(
-                engine, request_id, notice.id, "sms", provider.name, self.clock()
-            )
-            await self.limits.acquire(provider.name)
-            try:
-                accepted = await provider.send(
-                    message, callback_url=self.callback_url(provider.name)
+            async with gate:
+                try:
+                    return await provider.send(
+                        message, callback_url=self.callback_url(provider.name)
+                    )
+                except GatewayError as exc:
+                    return exc
+
+        await self.limits.acquire(provider.name, len(to_send))
+        results = await asyncio.gather(*(send(*entry) for entry in to_send))
+        failures = 0
+        for (item, request_id, rendered), result in zip(to_send, results, strict=True):
+            notice = item.notice
+            if isinstance(result, SmsAccepted):
+                attempts.append(
+                    {
+                        "request_id": request_id,
+                        "state": "accepted",
+                        "provider_message_id": result.provider_message_id,
+                    }
                 )
-            except TemporaryProviderError as exc:
-                await self.limits.failed(provider.name)
-                ambiguous = exc.code == "timeout_after_send" and not provider.idempotent
-                await outbox.end_attempt(
-                    engine,
-                    request_id,
-                    self.clock(),
-                    state="unknown" if ambiguous else "retry",
-                    error_code=exc.code,
-                    error=exc.detail[:500],
+                outcomes.append(self._sent(notice.id, provider.name, rendered))
+                continue
+            detail = getattr(result, "detail", str(result))[:500]
+            code = getattr(result, "code", None)
+            if isinstance(result, TemporaryProviderError):
+                failures += 1
+                ambiguous = result.code == "timeout_after_send" and not provider.idempotent
+                attempts.append(
+                    {
+                        "request_id": request_id,
+                        "state": "unknown" if ambiguous else "retry",
+                        "error_code": code,
+                        "error": detail,
+                    }
                 )
                 if ambiguous:
-                    await outbox.finish(
-                        engine,
-                        notice.id,
-                        self.clock(),
-                        state="unknown",
-                        last_error=exc.detail[:500],
-                    )
-                    return None
-                temporary, last_error = exc.code or "temporary", exc.detail
-                continue
-            except RecipientUnreachable as exc:
-                await outbox.end_attempt(
-                    engine,
-                    request_id,
-                    self.clock(),
-                    state="failed",
-                    error_code=exc.code,
-                    error=exc.detail[:500],
+                    outcomes.append({"id": notice.id, "state": "unknown", "last_error": detail})
+                else:
+                    item.temporary, item.last_error = True, detail
+                    left.append(item)
+            elif isinstance(result, RecipientUnreachable):
+                attempts.append(
+                    {
+                        "request_id": request_id,
+                        "state": "failed",
+                        "error_code": code,
+                        "error": detail,
+                    }
                 )
-                await outbox.finish(
-                    engine, notice.id, self.clock(), state="failed", last_error=exc.detail[:500]
+                outcomes.append({"id": notice.id, "state": "failed", "last_error": detail})
+            elif isinstance(result, PermanentProviderError):
+                attempts.append(
+                    {
+                        "request_id": request_id,
+                        "state": "failed",
+                        "error_code": code,
+                        "error": detail,
+                    }
                 )
-                return None
-            except PermanentProviderError as exc:
-                await outbox.end_attempt(
-                    engine,
-                    request_id,
-                    self.clock(),
-                    state="failed",
-                    error_code=exc.code,
-                    error=exc.detail[:500],
-                )
-                last_error = exc.detail
-                continue
+                item.last_error = detail
+                left.append(item)
+            else:  # another domain error: do not guess, let a person look
+                attempts.append({"request_id": request_id, "state": "unknown", "error": detail})
+                outcomes.append({"id": notice.id, "state": "unknown", "last_error": detail})
+        await outbox.record(self.engine, attempts, outcomes, self.clock())
+        if failures:
+            await self.limits.failed(provider.name)
+        elif to_send:
             await self.limits.succeeded(provider.name)
-            await outbox.end_attempt(
-                engine,
-                request_id,
-                self.clock(),
-                state="accepted",
-                provider_message_id=accepted.provider_message_id,
-            )
-            await self._sent(
-                notice.id,
-                provider.name,
-                accepted.provider_message_id,
-                rendered.text,
-                rendered.segments,
-            )
-            log.info(
-                "notice sent",
-                extra={
-                    "notice": notice.id,
-                    "provider": provider.name,
-                    "to": mask_phone(notice.phone_e164),
-                },
-            )
-            return None
+        return left
 
+    async def _give_back(self, pending: list[_Pending]) -> dict[str, datetime]:
+        """Notices no provider took: retry later after temporary errors, else fail them."""
         now = self.clock()
-        delay = retry_delay(notice.attempts) if temporary else None
-        if delay is None:
-            await outbox.finish(engine, notice.id, now, state="failed", last_error=last_error[:500])
-            return None
-        await outbox.release(engine, notice.id, now, not_before=now + delay, error=last_error[:500])
-        return now + delay
+        retries: dict[str, datetime] = {}
+        outcomes: list[dict[str, Any]] = []
+        for item in pending:
+            delay = retry_delay(item.notice.attempts) if item.temporary else None
+            if delay is None:
+                outcomes.append(
+                    {"id": item.notice.id, "state": "failed", "last_error": item.last_error[:500]}
+                )
+            else:
+                retries[item.notice.id] = now + delay
+                outcomes.append(
+                    {
+                        "id": item.notice.id,
+                        "state": "queued",
+                        "not_before": now + delay,
+                        "last_error": item.last_error[:500],
+                    }
+                )
+        if outcomes:
+            await outbox.record(self.engine, [], outcomes, now)
+        return retries
 
-    async def _sent(
-        self, notice_id: str, provider: str, message_id: str | None, text: str | None, segments: int
-    ) -> None:
-        engine = self.engine
-        values: dict[str, object] = {
+    def _render(self, provider: SmsProvider, notice: ClaimedNotice) -> RenderedSms:
+        budget = (
+            self.settings.sms_unicode_segment_budget
+            if provider.accents
+            else self.settings.sms_segment_budget
+        )
+        return render_sms(
+            self.texts,
+            notice.kind,
+            notice.params,
+            accents=provider.accents,
+            budget=budget,
+            zone=self.settings.tz,
+        )
+
+    def _sent(self, notice_id: str, provider: str, rendered: RenderedSms | None) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "id": notice_id,
             "state": "sent",
             "channel": "sms",
             "provider": provider,
             "sent_at": self.clock(),
             "last_error": None,
         }
-        if text is not None:
-            values |= {"text": text, "segments": segments}
-        await outbox.finish(engine, notice_id, self.clock(), **values)
+        if rendered is not None:
+            values |= {"text": rendered.text, "segments": rendered.segments}
+        return values
