@@ -146,11 +146,14 @@ def write_requests(path: Path, events: list[dict[str, Any]]) -> None:
 
 
 WORKERS = 1
+BENCH_PREFIX = f"tthc-bench-ingest-{os.getpid()}:"
 
 
 def gateway_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
     return {
         "HTTP_WORKERS": str(WORKERS),
+        # Its own queues, deleted after the run: never the machine's default prefix.
+        "REDIS_KEY_PREFIX": BENCH_PREFIX,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "EVENT_SOURCES": f"{SOURCE}:{SECRET}",
@@ -366,6 +369,7 @@ def main() -> int:
                 )
             )
     finally:
+        _forget_queues(redis_url)
         if private is not None:
             private.stop()
 
@@ -383,6 +387,17 @@ def main() -> int:
     args.output.write_text(text, encoding="utf-8")
     _update_readme(text)
     return 0
+
+
+def _forget_queues(redis_url: str) -> None:
+    """Delete the jobs the ingest runs queued (no worker ran for them)."""
+    from redis import Redis
+    from rq import Queue
+
+    redis = Redis.from_url(redis_url)
+    for lane in ("urgent", "bulk"):
+        Queue(f"{BENCH_PREFIX}{lane}", connection=redis).delete(delete_jobs=True)
+    redis.close()
 
 
 def _update_readme(text: str) -> None:
