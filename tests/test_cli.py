@@ -9,9 +9,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
+from rq import Queue
 
 from gateway.localredis import free_port
 from gateway.storage import migrate
@@ -19,9 +22,25 @@ from gateway.storage import migrate
 pytestmark = pytest.mark.slow
 
 
+PREFIX = f"tthc-test-cli-{os.getpid()}:"
+
+
+@pytest.fixture(autouse=True)
+def forget_cli_queues(redis_server: str) -> Iterator[None]:
+    """`tthc serve` enqueues under this module's prefix; nothing stays behind."""
+    yield
+    redis = Redis.from_url(redis_server)
+    try:
+        for name in (f"{PREFIX}urgent", f"{PREFIX}bulk"):
+            Queue(name, connection=redis).delete(delete_jobs=True)
+    finally:
+        redis.close()
+
+
 def _env(tmp_path: Path, redis_server: str, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
+        "REDIS_KEY_PREFIX": PREFIX,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
         "REDIS_URL": redis_server,
         "EVENT_SOURCES": "onestop:s3cret-onestop",

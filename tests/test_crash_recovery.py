@@ -31,6 +31,7 @@ def _start(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
         **os.environ,
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
+        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "EVENT_SOURCES": ",".join(f"{k}:{v}" for k, v in SOURCES.items()),
         "HTTP_PORT": str(port),
         "LOG_LEVEL": "WARNING",
