@@ -30,7 +30,6 @@ forms of a kind with sample params.
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import json
 import re
@@ -46,6 +45,7 @@ from zoneinfo import ZoneInfo
 from gateway.domain.sms_text import Encoding, SegmentCount, segments, unaccent
 from gateway.errors import FieldError, ValidationFailed
 from gateway.settings import DEFAULT_TEMPLATES_DIR
+from gateway.streams import utf8
 from gateway.texts import Texts
 
 __all__ = [
@@ -461,7 +461,7 @@ def preview_main(argv: list[str] | None = None, stdout: TextIO | None = None) ->
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage or the help
         return exc.code if isinstance(exc.code, int) else 2
-    out = stdout if stdout is not None else _utf8(sys.stdout)
+    out = stdout if stdout is not None else utf8(sys.stdout)
     if args.command == "list":
         for kind in KINDS:
             out.write(f"{kind:<20} needs {', '.join(REQUIRED_PARAMS[kind])}\n")
@@ -500,16 +500,6 @@ def preview_main(argv: list[str] | None = None, stdout: TextIO | None = None) ->
             f"characters{verdict}; shortened by: {shortened}\n  {sms.text}\n"
         )
     return 0
-
-
-def _utf8(stream: TextIO) -> TextIO:
-    """Make a standard stream speak UTF-8 whatever the locale (C locale in containers)."""
-    if isinstance(stream, io.TextIOWrapper) and stream.encoding.lower().replace("_", "-") not in (
-        "utf-8",
-        "utf8",
-    ):
-        stream.reconfigure(encoding="utf-8", errors="replace")
-    return stream
 
 
 if __name__ == "__main__":

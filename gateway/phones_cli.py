@@ -16,7 +16,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -26,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from gateway.domain.phones import normalize_phone
+from gateway.streams import utf8
 
 __all__ = ["main"]
 
@@ -82,12 +82,12 @@ def main(
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage or the help
         return exc.code if isinstance(exc.code, int) else 2
-    out = stdout if stdout is not None else _utf8(sys.stdout)
+    out = stdout if stdout is not None else utf8(sys.stdout)
     err = stderr if stderr is not None else sys.stderr
     path: str = args.path
 
     if path == "-":
-        source = stdin if stdin is not None else _utf8(sys.stdin)
+        source = stdin if stdin is not None else utf8(sys.stdin)
         return _run(source, out, err, progress=None, summary=args.summary)
 
     try:
@@ -191,16 +191,6 @@ def _count_lines(path: str) -> int:
             last = chunk[-1:]
     # A last line without a newline is still a line the loop will read.
     return count + (last != b"\n")
-
-
-def _utf8(stream: TextIO) -> TextIO:
-    """Make a standard stream speak UTF-8 whatever the locale (C locale in containers)."""
-    if isinstance(stream, io.TextIOWrapper) and stream.encoding.lower().replace("_", "-") not in (
-        "utf-8",
-        "utf8",
-    ):
-        stream.reconfigure(encoding="utf-8", errors="replace")
-    return stream
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from gateway.errors import (
     TemporaryProviderError,
 )
 from gateway.settings import EsmsSettings
-from providers._http import retry_after
+from providers._http import raise_for_transient_status
 from providers.base import Receipt, ReceiptStatus, SmsAccepted, SmsMessage
 
 SEND_PATH = "/MainService.svc/json/SendMultipleMessage_V4_post_json/"
@@ -189,18 +189,7 @@ def _result(outcome: _Answer | BaseException) -> SmsAccepted:
             NAME, f"{what} ({type(outcome).__name__}) after sending", "timeout_after_send"
         )
     status = outcome.status
-    if status == 429:
-        raise TemporaryProviderError(
-            NAME, "throttled (HTTP 429)", "throttled", retry_after(outcome.retry_after)
-        )
-    if status == 504:
-        raise TemporaryProviderError(
-            NAME, "HTTP 504 (gateway timeout) after sending", "timeout_after_send"
-        )
-    if status == 408 or status >= 500:
-        raise TemporaryProviderError(
-            NAME, f"HTTP {status}", f"http_{status}", retry_after(outcome.retry_after)
-        )
+    raise_for_transient_status(NAME, status, outcome.retry_after, maybe_sent=" after sending")
     if status in (401, 403):
         raise PermanentProviderError(
             NAME,

@@ -63,7 +63,7 @@ from gateway.errors import (
     TemporaryProviderError,
 )
 from gateway.settings import SpeedSmsSettings
-from providers._http import retry_after
+from providers._http import raise_for_transient_status
 from providers.base import Receipt, SmsAccepted, SmsMessage
 
 SEND_PATH = "/index.php/sms/send"
@@ -199,18 +199,9 @@ def _result(outcome: _Answer | BaseException) -> SmsAccepted:
         )
     status = outcome.status
     data = _json_object(outcome.body)
-    if status == 429:
-        raise TemporaryProviderError(
-            NAME, "throttled (HTTP 429)", "throttled", retry_after(outcome.retry_after)
-        )
-    if status == 504:
-        raise TemporaryProviderError(
-            NAME, "HTTP 504 (gateway timeout); it may have been accepted", "timeout_after_send"
-        )
-    if status == 408 or status >= 500:
-        raise TemporaryProviderError(
-            NAME, f"HTTP {status}", f"http_{status}", retry_after(outcome.retry_after)
-        )
+    raise_for_transient_status(
+        NAME, status, outcome.retry_after, maybe_sent="; it may have been accepted"
+    )
     if status in (401, 403):
         raise PermanentProviderError(
             NAME, f"account problem (HTTP {status}): check SPEEDSMS_TOKEN", f"http_{status}"
