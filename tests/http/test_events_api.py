@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from gateway.http.keys import WRITER
 from gateway.settings import Settings
 from gateway.signing import signature, signed_headers
 from gateway.storage.ingest import Submission
+from tests.conftest import forget_queues
 from tests.helpers import ACTOR, CODE, SOURCES, Gateway, changed, event, rename_table
 
 # 2024-04-03T09:00:00+07:00: the clock of the `clocked` gateway.
@@ -645,6 +647,7 @@ async def test_an_unreachable_database_server_is_503_until_it_is_back(
         {
             "DATABASE_URL": f"{proxied}?schema={schema}",
             "REDIS_URL": redis_server,
+            "REDIS_KEY_PREFIX": f"tthc-test-outage-{uuid.uuid4().hex[:8]}:",
             "EVENT_SOURCES": ",".join(f"{k}:{v}" for k, v in SOURCES.items()),
         }
     )
@@ -674,6 +677,8 @@ async def test_an_unreachable_database_server_is_503_until_it_is_back(
         answer = await asyncio.wait_for(post_ok(gateway, finished), 20)
         assert answer["dossier"]["state"] == "finished"
     finally:
+        await gateway.client.close()  # its last enqueue happens on close
+        forget_queues(settings)
         await proxy.stop()
 
 
