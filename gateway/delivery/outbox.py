@@ -33,35 +33,6 @@ class ClaimedNotice:
     lane: str
 
 
-async def claim(
-    engine: AsyncEngine, notice_id: str, now: datetime, lease: timedelta
-) -> ClaimedNotice | None:
-    """Take the notice for sending if nobody else holds it and it is due; else None."""
-    async with engine.begin() as conn:
-        row = (await conn.execute(sa.select(notices).where(notices.c.id == notice_id))).first()
-        if row is None or row.phone_e164 is None:
-            return None
-        stale_lease = row.state == "sending" and row.updated_at < now - lease
-        if row.state not in CLAIMABLE and not stale_lease:
-            return None
-        if row.not_before is not None and row.not_before > now:
-            return None
-        taken = await conn.execute(
-            notices.update()
-            .where(
-                notices.c.id == notice_id,
-                notices.c.state == row.state,
-                notices.c.updated_at == row.updated_at,
-            )
-            .values(state="sending", attempts=row.attempts + 1, updated_at=now)
-        )
-        if taken.rowcount != 1:
-            return None  # another worker won the race
-    return ClaimedNotice(
-        row.id, row.dossier_code, row.kind, row.phone_e164, row.params, row.attempts + 1, row.lane
-    )
-
-
 async def release(
     engine: AsyncEngine,
     notice_id: str,
@@ -76,60 +47,6 @@ async def release(
             notices.update()
             .where(notices.c.id == notice_id, notices.c.state == "sending")
             .values(state="queued", not_before=not_before, last_error=error, updated_at=now)
-        )
-
-
-async def finish(engine: AsyncEngine, notice_id: str, now: datetime, **values: Any) -> None:
-    """Record the outcome of sending (``state`` plus whatever else is known)."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            notices.update().where(notices.c.id == notice_id).values(updated_at=now, **values)
-        )
-
-
-async def attempt(engine: AsyncEngine, request_id: str) -> Any:
-    async with engine.connect() as conn:
-        return (
-            await conn.execute(sa.select(deliveries).where(deliveries.c.request_id == request_id))
-        ).first()
-
-
-async def start_attempt(
-    engine: AsyncEngine, request_id: str, notice_id: str, channel: str, provider: str, now: datetime
-) -> None:
-    """Write the attempt *before* calling the provider: after a crash we know we may have sent."""
-    async with engine.begin() as conn:
-        existing = (
-            await conn.execute(
-                sa.select(deliveries.c.state).where(deliveries.c.request_id == request_id)
-            )
-        ).first()
-        if existing is None:
-            await conn.execute(
-                deliveries.insert().values(
-                    request_id=request_id,
-                    notice_id=notice_id,
-                    channel=channel,
-                    provider=provider,
-                    state="sending",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        else:
-            await conn.execute(
-                deliveries.update()
-                .where(deliveries.c.request_id == request_id)
-                .values(state="sending", updated_at=now)
-            )
-
-
-async def end_attempt(engine: AsyncEngine, request_id: str, now: datetime, **values: Any) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            deliveries.update()
-            .where(deliveries.c.request_id == request_id)
-            .values(updated_at=now, **values)
         )
 
 

@@ -70,10 +70,6 @@ class Sender:
             return None
         return f"{self.settings.public_base_url}/webhooks/sms/{provider}/{secret}"
 
-    async def deliver(self, notice_id: str) -> datetime | None:
-        """Send one notice; return when to try again, or None if done."""
-        return (await self.deliver_many([notice_id])).get(notice_id)
-
     async def deliver_many(self, ids: list[str]) -> dict[str, datetime]:
         """Send the due notices among ``ids``; return the ones to retry, with when."""
         now = self.clock()
