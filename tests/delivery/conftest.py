@@ -56,12 +56,13 @@ class Rig:
         _, stderr = await asyncio.wait_for(process.communicate(), limit)
         assert process.returncode == 0, stderr.decode()[-3000:]
 
-    async def relay(self) -> int:
-        """Run the relay job once, as the cron would."""
+    async def run_job(self, name: str) -> int:
+        """Run one job function of ``gateway.jobs`` in a process of its own, as the cron
+        would; returns what it returned."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
-            "from gateway.jobs import relay; print(relay())",
+            f"from gateway.jobs import {name}; print({name}())",
             env=self.worker_env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -69,6 +70,9 @@ class Rig:
         stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, stderr.decode()[-3000:]
         return int(stdout.decode().strip().splitlines()[-1])
+
+    async def relay(self) -> int:
+        return await self.run_job("relay")
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(

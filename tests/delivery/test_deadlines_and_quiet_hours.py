@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,20 +11,6 @@ from tests.helpers import CODE, event
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 ON_TIME = "000.00.12.H19-240401-0002"
 RESCHEDULED = "000.00.12.H19-240401-0003"
-
-
-async def sweep(rig: Rig) -> int:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from gateway.jobs import sweep_deadlines; print(sweep_deadlines())",
-        env=rig.worker_env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, stderr.decode()[-3000:]
-    return int(stdout.decode().strip().splitlines()[-1])
 
 
 async def test_overdue_dossiers_are_late_and_get_one_automatic_apology(rig: Rig) -> None:
@@ -39,8 +23,8 @@ async def test_overdue_dossiers_are_late_and_get_one_automatic_apology(rig: Rig)
     ):
         status, answer, _ = await rig.gateway.post(body)
         assert status == 202, answer
-    assert await sweep(rig) == 2
-    assert await sweep(rig) == 0  # each dossier is judged once
+    assert await rig.run_job("sweep_deadlines") == 2
+    assert await rig.run_job("sweep_deadlines") == 0  # each dossier is judged once
 
     late = await rig.gateway.dossier(CODE)
     assert late["deadline"]["state"] == "late"
