@@ -23,6 +23,7 @@ import aiohttp
 from redis import Redis
 from rq import Queue
 
+from bench.common import wait_http
 from gateway.localredis import free_port
 from gateway.signing import signed_headers
 from gateway.simulator import OneStopShop
@@ -85,19 +86,6 @@ def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait(url: str, timeout: float = 30) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
-
-
 def _fake_control(esms: int, body: dict[str, Any]) -> None:
     import urllib.request
 
@@ -155,9 +143,9 @@ def notices_per_second(database_url: str, redis_url: str, notices: int = 3000) -
     )
     server = _start([sys.executable, "-m", "gateway", "serve"], env)
     try:
-        _wait(f"http://127.0.0.1:{esms}/_fake/mode")
+        wait_http(f"http://127.0.0.1:{esms}/_fake/mode")
         _fake_control(esms, {"receipts": "missing"})
-        _wait(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/healthz")
         asyncio.run(_post_all(f"http://127.0.0.1:{port}", _receipts_only(notices)))
         time.sleep(1.0)  # the gateway's enqueues are in flight
         started = time.perf_counter()
@@ -222,8 +210,8 @@ def event_to_sms_latency(
         _start([sys.executable, "-m", "gateway", "worker"], env),
     ]
     try:
-        _wait(f"http://127.0.0.1:{esms}/_fake/mode")
-        _wait(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{esms}/_fake/mode")
+        wait_http(f"http://127.0.0.1:{port}/healthz")
         time.sleep(2)  # the worker is listening
         accepted = asyncio.run(_light_load(f"http://127.0.0.1:{port}", _receipts_only(events), 10))
         deadline = time.monotonic() + 30

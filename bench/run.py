@@ -37,6 +37,7 @@ import asyncpg
 import phonenumbers
 
 from bench import delivery
+from bench.common import wait_http
 from gateway.domain.phones import normalize_phone
 from gateway.localredis import PrivateRedis, free_port, reachable
 from gateway.signing import signed_headers
@@ -80,28 +81,13 @@ def wrk(
     return WrkResult(rps, p50, p99, int(bad.group(1)) if bad else 0)
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
-
-
 @contextmanager
 def serving(args: list[str], env: dict[str, str], health: str) -> Iterator[None]:
     process = subprocess.Popen(
         args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait_http(health, process)
+        wait_http(health, process)
         yield
     finally:
         process.terminate()
