@@ -1,0 +1,1 @@
+"""The Zalo OA conversation logic: typed events in, replies out; no HTTP, SQL or Redis."""

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     phones = sub.add_parser("phones", help="normalise phone numbers (one per line)", add_help=False)
     phones.add_argument("args", nargs=argparse.REMAINDER)
 
+    user = sub.add_parser("user", help="add, list and disable staff users", add_help=False)
+    user.add_argument("args", nargs=argparse.REMAINDER)
+
     get = sub.add_parser("get", help="signed GET against a gateway, printed as JSON")
     get.add_argument("path", help="e.g. /v1/dossiers/000.00.12.H19-240401-0001")
     get.add_argument("--url", help="gateway base URL (default from HTTP_HOST/HTTP_PORT)")
@@ -106,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway import notice_text
 
         return notice_text.preview_main(argv[1:])
+    if argv[:1] == ["user"]:
+        from gateway import staff_cli
+
+        return staff_cli.main(argv[1:], _settings)
     args = _parser().parse_args(argv)
     settings = _settings()
     if args.command == "demo":

@@ -18,8 +18,13 @@ Domain code raises these; it never knows about HTTP. One middleware
     ├── StorageUnavailable          the database cannot be reached right now (retry later)
     └── ProviderError               an external service (SMS, Zalo) failed
         ├── TemporaryProviderError  worth retrying later (timeouts, 5xx, throttling)
+        │   ├── RateLimited         the vendor asked us to slow down (Zalo -32, HTTP 429)
+        │   └── TokenRejected       the access token is invalid or expired (refresh, retry once)
         └── PermanentProviderError  retrying with this provider will not help (account, content)
-            └── RecipientUnreachable  no provider will reach this number (blocked, bad format)
+            ├── RecipientUnreachable  no provider will reach this number (blocked, bad format)
+            ├── ChannelUnavailable  this recipient cannot get it on this channel: try the next
+            │   └── OutsideWindow   Zalo OA: no interaction in the last 7 days (-230, -232)
+            └── TokenRefreshFailed  the OA refresh token was refused: an OA admin must re-consent
 """
 
 from __future__ import annotations
@@ -142,3 +147,24 @@ class PermanentProviderError(ProviderError):
 
 class RecipientUnreachable(PermanentProviderError):
     """The recipient cannot be reached at this number by any provider: do not fail over."""
+
+
+class RateLimited(TemporaryProviderError):
+    """The vendor asked us to slow down (Zalo ``-32``, HTTP 429)."""
+
+
+class TokenRejected(TemporaryProviderError):
+    """The access token was refused as invalid or expired: refresh once, retry once."""
+
+
+class ChannelUnavailable(PermanentProviderError):
+    """This recipient cannot be reached on this channel (no Zalo account, not a follower,
+    refused this OA's messages): the notice falls back to the next channel."""
+
+
+class OutsideWindow(ChannelUnavailable):
+    """Zalo OA: the user has not interacted in the last 7 days, so ``cs`` is refused."""
+
+
+class TokenRefreshFailed(PermanentProviderError):
+    """The OA refresh token was refused or lost: an OA admin must grant access again."""

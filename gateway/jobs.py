@@ -2,8 +2,11 @@
 
 ``deliver_batch`` sends a batch of notices (one job per batch amortises RQ's per-job
 cost); ``relay`` puts back on the queue what should be there (after a Redis outage, a
-crash, a deferral); ``sweep_deadlines`` records late dossiers and creates automatic
-apologies. Running any of them twice sends nothing twice.
+crash, a deferral, a ZNS message without a receipt in time); ``sweep_deadlines`` records
+late dossiers, creates automatic apologies and the follow-up questions; ``chat_drain``
+answers one OA user's messages in order; ``chat_send`` sends staff replies;
+``zns_receipts`` applies ZNS delivery receipts. Running any of them twice sends nothing
+twice.
 """
 
 from __future__ import annotations
@@ -16,14 +19,18 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-import aiohttp
 from redis import Redis as SyncRedis
-from redis.asyncio import Redis
+from rq import Queue
 
+from gateway.chat import followups, inbox
+from gateway.chat.conversation import Conversations, apply_zns_receipts
+from gateway.chat.queue import ZNS_RECEIPTS, chat_queue_name, enqueue_drain, enqueue_receipts
+from gateway.chat.runtime import job_resources
 from gateway.delivery import deadlines, outbox
 from gateway.delivery.limits import ProviderLimits
 from gateway.delivery.queues import enqueue
 from gateway.delivery.send import Sender
+from gateway.delivery.zalo import ZaloChannels, zns_overdue
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.settings import Settings
 from gateway.storage.db import create_engine
@@ -53,24 +60,28 @@ def _texts(directory: Path) -> Texts:
     return Texts(directory)
 
 
+def _calendar(s: Settings) -> WorkingCalendar:
+    return _calendar_of(s.holiday_overrides_file, s.time_zone)
+
+
+@cache
+def _calendar_of(overrides: Path | None, time_zone: str) -> WorkingCalendar:
+    return WorkingCalendar(load_overrides(overrides or DEFAULT_OVERRIDES_FILE), tz=time_zone)
+
+
 @asynccontextmanager
 async def _sender(s: Settings) -> AsyncIterator[Sender]:
-    engine = create_engine(s.database_url, writer=True, pool_size=2)
-    redis = Redis.from_url(s.redis_url)
-    session = aiohttp.ClientSession()
-    try:
+    async with job_resources(s) as r:
+        texts = _texts(s.templates_dir)
         yield Sender(
             settings=s,
-            engine=engine,
-            providers=build_sms_providers(s, session),
-            limits=ProviderLimits(redis, s.redis_key_prefix, s.sms_rate_per_second),
-            texts=_texts(s.templates_dir),
+            engine=r.engine,
+            providers=build_sms_providers(s, r.session),
+            limits=ProviderLimits(r.redis, s.redis_key_prefix, s.sms_rate_per_second),
+            texts=texts,
             clock=_now,
+            zalo=ZaloChannels(s, r.engine, r.zalo, texts, _now),
         )
-    finally:
-        await session.close()
-        await redis.aclose()
-        await engine.dispose()
 
 
 async def _deliver(ids: list[str], s: Settings) -> dict[str, datetime]:
@@ -93,45 +104,93 @@ def deliver_batch(notice_ids: list[str]) -> int:
     return len(notice_ids) - len(retries)
 
 
-async def _relay(s: Settings) -> list[tuple[str, str]]:
-    engine = create_engine(s.database_url, writer=True, pool_size=1)
-    try:
-        return await outbox.due_for_relay(
-            engine,
+async def _relay(s: Settings) -> tuple[list[tuple[str, str]], list[str], bool]:
+    async with job_resources(s, pool_size=1) as r:
+        due = await outbox.due_for_relay(
+            r.engine,
             _now(),
             grace=timedelta(seconds=s.relay_grace_seconds),
             lease=timedelta(seconds=s.delivery_lease_seconds),
             limit=5000,
         )
-    finally:
-        await engine.dispose()
+        overdue = await zns_overdue(r.engine, r.zalo, _now())
+        due.extend((notice_id, "urgent") for notice_id in overdue)
+        users = await inbox.pending_users(r.redis, s)
+        receipts = bool(await inbox.take_receipts(r.redis, s, 1))
+        return due, users, receipts
 
 
 def relay() -> int:
-    """Re-enqueue notices that should be on the queue; returns how many."""
+    """Re-enqueue notices that should be on the queue (and ZNS notices without a receipt
+    in time, for SMS); wake chat drains an outage may have missed. Returns how many notices."""
     s = settings()
-    due = asyncio.run(_relay(s))
+    due, users, receipts = asyncio.run(_relay(s))
+    redis = _sync_redis(s)
     if due:
-        enqueue(_sync_redis(s), s, due)
+        enqueue(redis, s, due)
         log.info("relay re-enqueued notices", extra={"count": len(due)})
+    if users:
+        enqueue_drain(redis, s, users)
+    if receipts:
+        enqueue_receipts(redis, s)
     return len(due)
 
 
-async def _sweep(s: Settings) -> deadlines.SweepResult:
-    calendar = WorkingCalendar(
-        load_overrides(s.holiday_overrides_file or DEFAULT_OVERRIDES_FILE), tz=s.time_zone
-    )
+async def _sweep(s: Settings) -> tuple[deadlines.SweepResult, followups.FollowUps]:
+    calendar = _calendar(s)
     engine = create_engine(s.database_url, writer=True, pool_size=1)
     try:
-        return await deadlines.sweep(engine, _now(), calendar)
+        swept = await deadlines.sweep(engine, _now(), calendar)
+        asked = await followups.run(engine, _now(), calendar, s.chat.result_check_working_days)
+        return swept, asked
     finally:
         await engine.dispose()
 
 
 def sweep_deadlines() -> int:
-    """Record dossiers past due; send automatic apologies. Returns the late count."""
+    """Record dossiers past due; send automatic apologies; ask the follow-up questions
+    (result received? rating?). Returns the late count."""
     s = settings()
-    result = asyncio.run(_sweep(s))
-    if result.apologies:
-        enqueue(_sync_redis(s), s, result.apologies)
+    result, asked = asyncio.run(_sweep(s))
+    notices = [*result.apologies, *((i, "urgent") for i in asked.notice_ids)]
+    if notices:
+        enqueue(_sync_redis(s), s, notices)
     return result.late
+
+
+async def _drain(s: Settings, user_id: str) -> int:
+    async with job_resources(s) as r:
+        conversation = Conversations(r, _texts(s.templates_dir), _calendar(s), _now)
+        return await inbox.drain(r.redis, s, user_id, conversation.handle)
+
+
+def chat_drain(user_id: str) -> int:
+    """Answer one OA user's queued events, in order. Returns how many were handled."""
+    return asyncio.run(_drain(settings(), user_id))
+
+
+async def _chat_send(s: Settings, message_ids: list[int]) -> int:
+    async with job_resources(s) as r:
+        conversation = Conversations(r, _texts(s.templates_dir), _calendar(s), _now)
+        return await conversation.send_stored(message_ids)
+
+
+def chat_send(message_ids: list[int]) -> int:
+    """Send stored staff replies through the OA. Returns how many went out."""
+    return asyncio.run(_chat_send(settings(), message_ids))
+
+
+async def _zns_receipts(s: Settings) -> tuple[int, bool]:
+    async with job_resources(s, pool_size=1) as r:
+        return await apply_zns_receipts(r, _now())
+
+
+def zns_receipts() -> int:
+    """Apply queued ZNS delivery receipts. Returns how many."""
+    s = settings()
+    applied, early = asyncio.run(_zns_receipts(s))
+    if early:  # some attempts are still being recorded: come back shortly
+        Queue(chat_queue_name(s), connection=_sync_redis(s)).enqueue_in(
+            timedelta(seconds=2), ZNS_RECEIPTS, job_timeout=120
+        )
+    return applied

@@ -25,6 +25,12 @@ class Metrics:
         self.flags = Counter(
             "tthc_flags_total", "Audit flags raised, by rule", ["rule"], registry=self.registry
         )
+        self.zalo_webhooks = Counter(
+            "tthc_zalo_webhooks_total",
+            "Zalo webhooks, by outcome (queued, duplicate, ignored, refused)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.requests = Histogram(
             "tthc_http_request_seconds",
             "HTTP request duration, by route and status class",

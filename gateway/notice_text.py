@@ -54,8 +54,10 @@ __all__ = [
     "DEFAULT_OA_NAME",
     "KINDS",
     "REQUIRED_PARAMS",
+    "ZALO_ONLY_PARAMS",
     "RenderedSms",
     "abbreviate",
+    "notice_context",
     "preview_main",
     "render_sms",
     "sample_params",
@@ -78,6 +80,11 @@ REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {
     "report_rejected": ("report_number", "dossier_code", "status_note"),
 }
 KINDS = tuple(REQUIRED_PARAMS)
+# Sent on Zalo only (OA message with answer buttons, or a ZNS template): no SMS text.
+ZALO_ONLY_PARAMS: dict[str, tuple[str, ...]] = {
+    "result_check": ("dossier_code",),
+    "rating_request": ("dossier_code",),
+}
 
 _KNOWN_PARAMS = (
     "dossier_code",
@@ -211,13 +218,14 @@ def render_sms(
 
 
 def _context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:
-    if kind not in REQUIRED_PARAMS:
+    required = REQUIRED_PARAMS.get(kind) or ZALO_ONLY_PARAMS.get(kind)
+    if required is None:
         raise ValidationFailed([FieldError("kind", f"no SMS template for {kind!r}")])
     context: Context = dict.fromkeys(_KNOWN_PARAMS)
     context.update(
         (key, _clean(value, free_text=key in _FREE_TEXT)) for key, value in params.items()
     )
-    missing = [name for name in REQUIRED_PARAMS[kind] if context[name] is None]
+    missing = [name for name in required if context[name] is None]
     if missing:
         raise ValidationFailed(
             [FieldError(f"params.{name}", f"is required for the {kind} SMS") for name in missing],
@@ -229,6 +237,11 @@ def _context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:
     context["kind"] = kind
     context["zone"] = zone
     return context
+
+
+def notice_context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:
+    """The template context of a notice (params cleaned, defaults added, required checked)."""
+    return _context(kind, params, zone)
 
 
 def _clean(value: Any, *, free_text: bool) -> Any:

@@ -23,6 +23,10 @@ _QUIET = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _KNOWN_SMS_PROVIDERS = frozenset({"esms", "speedsms", "log"})
 ESMS_DEFAULT_BASE = "https://rest.esms.vn"
 SPEEDSMS_DEFAULT_BASE = "https://api.speedsms.vn"
+ZALO_OAUTH_DEFAULT_BASE = "https://oauth.zaloapp.com"
+ZALO_OA_DEFAULT_BASE = "https://openapi.zalo.me"
+ZALO_ZNS_DEFAULT_BASE = "https://business.openapi.zalo.me"
+_ZNS_TEMPLATE_PREFIX = "ZNS_TEMPLATE_"
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
@@ -64,6 +68,56 @@ class SpeedSmsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ZaloSettings:
+    """The Zalo app and Official Account (``ZALO_*``) and ZNS templates (``ZNS_TEMPLATE_*``)."""
+
+    app_id: str = ""
+    app_secret: str = ""
+    # Key of the webhook signature: the OA Secret Key on the OA's webhook settings page.
+    oa_secret_key: str = ""
+    # Seeds the rotating token pair the first time; later pairs are stored by the gateway.
+    refresh_token: str = ""
+    oauth_base_url: str = ZALO_OAUTH_DEFAULT_BASE
+    oa_base_url: str = ZALO_OA_DEFAULT_BASE
+    zns_base_url: str = ZALO_ZNS_DEFAULT_BASE
+    # Notice kind (lower case, e.g. "invitation") -> approved ZNS template id.
+    zns_templates: Mapping[str, str] = field(default_factory=dict)
+    # No ZNS delivery receipt by then: ask Zalo once, then fall back to SMS.
+    zns_receipt_deadline_seconds: int = 900
+    # "development" sends ZNS to the OA's admins only (Zalo's test mode).
+    zns_development: bool = False
+    timeout_seconds: float = 10.0
+    # Refresh the access token this long before it expires.
+    refresh_ahead_seconds: int = 3600
+    # The OA may write (``cs``) within this many days of the user's last interaction.
+    window_days: int = 7
+
+    @property
+    def enabled(self) -> bool:
+        """Zalo is in use once the app id and a way to get a token are configured."""
+        return bool(self.app_id and self.app_secret)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """The OA chatbot's rules (``CHAT_*``, ``LOOKUP_*``, ``RESULT_CHECK_*``, ``REPORT_*``)."""
+
+    # Conversation state (menus, half-finished reports) expires after this much silence.
+    state_ttl_seconds: int = 86_400
+    # Wrong ownership proofs allowed per user per window before lookups are locked.
+    lookup_max_failures: int = 5
+    lookup_window_seconds: int = 3_600
+    # Distinct dossier codes one user may ask about per window (code enumeration guard).
+    lookup_max_codes: int = 10
+    # Ask whether the result was received this many working days after the invitation.
+    result_check_working_days: int = 3
+    # A report is answered within this many working days (its expected date).
+    report_answer_working_days: int = 5
+    # Shown to citizens as the number to call (the provincial hotline).
+    hotline: str = "1022"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting the gateway reads. Build with :meth:`from_env`."""
 
@@ -87,6 +141,8 @@ class Settings:
     redis_key_prefix: str = "tthc:"
     esms: EsmsSettings = field(default_factory=EsmsSettings)
     speedsms: SpeedSmsSettings = field(default_factory=SpeedSmsSettings)
+    zalo: ZaloSettings = field(default_factory=ZaloSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
     # Where providers send delivery receipts: our public base URL and the unguessable
     # path secret of /webhooks/sms/{provider}/{secret}.
     public_base_url: str = "http://127.0.0.1:8080"
@@ -195,6 +251,20 @@ class Settings:
                 sms_type=_int(env, "SPEEDSMS_SMS_TYPE", 3, low=1, high=8),
                 accents=_bool(env, "SPEEDSMS_ACCENTS", False),
             ),
+            zalo=_zalo(env),
+            chat=ChatSettings(
+                state_ttl_seconds=_int(
+                    env, "CHAT_STATE_TTL_SECONDS", 86_400, low=60, high=2_592_000
+                ),
+                lookup_max_failures=_int(env, "LOOKUP_MAX_FAILURES", 5, low=1, high=100),
+                lookup_window_seconds=_int(env, "LOOKUP_WINDOW_SECONDS", 3600, low=60, high=86_400),
+                lookup_max_codes=_int(env, "LOOKUP_MAX_CODES", 10, low=1, high=1000),
+                result_check_working_days=_int(env, "RESULT_CHECK_WORKING_DAYS", 3, low=0, high=60),
+                report_answer_working_days=_int(
+                    env, "REPORT_ANSWER_WORKING_DAYS", 5, low=1, high=60
+                ),
+                hotline=get("CHAT_HOTLINE", "1022"),
+            ),
             public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/")
             or f"http://{get('HTTP_HOST', '127.0.0.1')}:{get('HTTP_PORT', '8080')}",
             sms_webhook_secret=get("SMS_WEBHOOK_SECRET"),
@@ -206,6 +276,43 @@ class Settings:
             relay_grace_seconds=_int(env, "RELAY_GRACE_SECONDS", 30, low=0, high=3600),
             env=dict(env),
         )
+
+
+def _zalo(env: Mapping[str, str]) -> ZaloSettings:
+    def get(name: str, default: str = "") -> str:
+        return env.get(name, default).strip()
+
+    templates: dict[str, str] = {}
+    for name, value in env.items():
+        if name.startswith(_ZNS_TEMPLATE_PREFIX) and value.strip():
+            kind = name[len(_ZNS_TEMPLATE_PREFIX) :].lower()
+            if not re.fullmatch(r"[a-z_]{1,32}", kind):
+                raise ConfigError(name, "the part after ZNS_TEMPLATE_ must name a notice kind")
+            if not value.strip().isdigit():
+                raise ConfigError(name, f"a ZNS template id is a number, got {value.strip()!r}")
+            templates[kind] = value.strip()
+    zalo = ZaloSettings(
+        app_id=get("ZALO_APP_ID"),
+        app_secret=get("ZALO_APP_SECRET"),
+        oa_secret_key=get("ZALO_OA_SECRET_KEY"),
+        refresh_token=get("ZALO_REFRESH_TOKEN"),
+        oauth_base_url=get("ZALO_OAUTH_BASE_URL", ZALO_OAUTH_DEFAULT_BASE).rstrip("/"),
+        oa_base_url=get("ZALO_OA_BASE_URL", ZALO_OA_DEFAULT_BASE).rstrip("/"),
+        zns_base_url=get("ZALO_ZNS_BASE_URL", ZALO_ZNS_DEFAULT_BASE).rstrip("/"),
+        zns_templates=templates,
+        zns_receipt_deadline_seconds=_int(
+            env, "ZNS_RECEIPT_DEADLINE_SECONDS", 900, low=1, high=86_400
+        ),
+        zns_development=_bool(env, "ZNS_DEVELOPMENT", False),
+        timeout_seconds=float(_int(env, "ZALO_TIMEOUT_SECONDS", 10, low=1, high=120)),
+        refresh_ahead_seconds=_int(env, "ZALO_REFRESH_AHEAD_SECONDS", 3600, low=0, high=80_000),
+        window_days=_int(env, "ZALO_WINDOW_DAYS", 7, low=1, high=7),
+    )
+    if zalo.app_id and not zalo.app_id.isdigit():
+        raise ConfigError("ZALO_APP_ID", "a Zalo app id is a number")
+    if zalo.enabled and not zalo.oa_secret_key:
+        raise ConfigError("ZALO_OA_SECRET_KEY", "required when ZALO_APP_ID is set (webhooks)")
+    return zalo
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

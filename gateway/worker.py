@@ -1,4 +1,4 @@
-"""``tthc worker``: runs delivery jobs (urgent lane first) and, by default, the cron.
+"""``tthc worker``: runs chat jobs, then delivery jobs (urgent lane first), and the cron.
 
 The worker is RQ's ``SimpleWorker`` (jobs run in the worker process: a job handles a
 batch of notices, so the per-job cost is spread) with RQ's scheduler for retries at a
@@ -17,6 +17,7 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
+from gateway.chat.queue import chat_queue_name
 from gateway.delivery.queues import queue_names
 from gateway.logs import configure as configure_logging
 from gateway.settings import Settings
@@ -49,7 +50,8 @@ def start_cron(settings: Settings) -> SpawnProcess:
 def run(settings: Settings, *, burst: bool = False, cron: bool = True) -> int:
     """Work until stopped (or, with ``burst``, until the queues are empty)."""
     redis = Redis.from_url(settings.redis_url)
-    queues = [Queue(name, connection=redis) for name in queue_names(settings)]
+    names = [chat_queue_name(settings), *queue_names(settings)]
+    queues = [Queue(name, connection=redis) for name in names]
     cron_process = start_cron(settings) if cron and not burst else None
     try:
         worker = SimpleWorker(queues, connection=redis)

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from redis import Redis
 from rq import Queue
 
+from gateway.chat.queue import chat_queue_name
 from gateway.delivery.queues import queue_names
 from gateway.http.app import create_app
 from gateway.settings import Settings
@@ -106,7 +107,7 @@ def forget_queues(settings: Settings) -> None:
     """Delete the queues (and their jobs) this test created under its own prefix."""
     redis = Redis.from_url(settings.redis_url)
     try:
-        for name in queue_names(settings):
+        for name in (chat_queue_name(settings), *queue_names(settings)):
             queue = Queue(name, connection=redis)
             queue.empty()
             queue.delete(delete_jobs=True)

@@ -27,10 +27,12 @@ class ClaimedNotice:
     id: str
     dossier_code: str
     kind: str
-    phone_e164: str
+    phone_e164: str | None
     params: dict[str, Any]
     attempts: int
     lane: str
+    # Set on notices that answer something the citizen started on the OA (a report).
+    zalo_user_id: str | None = None
 
 
 async def release(
@@ -119,19 +121,33 @@ async def apply_receipt(
             return "unknown"
         if row.state == "sending":
             return "early"
+        if row.state != "accepted":
+            if row.state == "failed" and status == "delivered":
+                # The notice went on by another channel (no ZNS receipt in time): keep the
+                # evidence of the double delivery, leave the notice as it is.
+                await conn.execute(
+                    deliveries.update()
+                    .where(deliveries.c.request_id == row.request_id)
+                    .values(state="delivered_late", updated_at=now)
+                )
+            return "applied"
         await conn.execute(
             deliveries.update()
             .where(deliveries.c.request_id == row.request_id, deliveries.c.state == "accepted")
             .values(state=status, error=None if status == "delivered" else detail, updated_at=now)
         )
-        values: dict[str, Any] = {"state": status, "updated_at": now}
+        values: dict[str, Any] = {"state": status, "updated_at": now, "receipt_due_at": None}
         if status == "delivered":
             values["delivered_at"] = now
         else:
             values["last_error"] = detail
         await conn.execute(
             notices.update()
-            .where(notices.c.id == row.notice_id, notices.c.state == "sent")
+            .where(
+                notices.c.id == row.notice_id,
+                notices.c.state == "sent",
+                notices.c.channel == row.channel,
+            )
             .values(**values)
         )
     return "applied"
@@ -153,7 +169,10 @@ async def claim_many(
         rows = (
             await conn.execute(
                 sa.select(notices).where(
-                    notices.c.id.in_(ids), free, due, notices.c.phone_e164.is_not(None)
+                    notices.c.id.in_(ids),
+                    free,
+                    due,
+                    sa.or_(notices.c.phone_e164.is_not(None), notices.c.zalo_user_id.is_not(None)),
                 )
             )
         ).all()
@@ -186,6 +205,7 @@ async def claim_many(
                     row.params,
                     row.attempts + 1,
                     row.lane,
+                    row.zalo_user_id,
                 )
                 for row in rows
                 if row.id in mine

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.delivery import outbox
 from gateway.delivery.limits import ProviderLimits
 from gateway.delivery.outbox import ClaimedNotice
+from gateway.delivery.zalo import ZaloChannels
 from gateway.domain.schedule import quiet_until, retry_delay
 from gateway.errors import (
     GatewayError,
@@ -49,6 +50,8 @@ class _Pending:
     notice: ClaimedNotice
     temporary: bool = False
     last_error: str = "no SMS provider is configured"
+    # How the notice came to SMS (the Zalo steps before), stored on the notice.
+    route: str | None = None
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Sender:
     limits: ProviderLimits
     texts: Texts
     clock: Callable[[], datetime]
+    zalo: ZaloChannels
 
     def callback_url(self, provider: str) -> str | None:
         secret = self.settings.sms_webhook_secret
@@ -84,12 +88,17 @@ class Sender:
             log.info("notices deferred to the morning", extra={"count": len(claimed)})
             return {}
 
-        pending = [_Pending(notice) for notice in claimed]
+        routed = await self.zalo.run(claimed, earlier)
+        pending = [_Pending(r.notice, route=r.route()) for r in routed.for_sms]
+        later = [
+            _Pending(r.notice, temporary=True, last_error=r.notes[-1], route=r.route())
+            for r in routed.retry
+        ]
         for provider in self.providers:
             if not pending:
                 break
             pending = await self._round(provider, pending, earlier)
-        return await self._give_back(pending)
+        return await self._give_back(pending + later)
 
     async def _round(
         self, provider: SmsProvider, pending: list[_Pending], earlier: dict[str, Any]
@@ -108,7 +117,7 @@ class Sender:
             request_id = f"{notice.id}-sms-{provider.name}"[:48]
             before = earlier.get(request_id)
             if before is not None and before.state in ("accepted", "delivered"):
-                outcomes.append(self._sent(notice.id, provider.name, None))
+                outcomes.append(self._sent(item, provider.name, None))
                 continue
             if before is not None and before.state == "failed":
                 left.append(item)
@@ -149,7 +158,7 @@ class Sender:
             message = SmsMessage(
                 item.notice.id,
                 request_id,
-                item.notice.phone_e164,
+                item.notice.phone_e164 or "",  # the plan sends no SMS without a number
                 rendered.text,
                 rendered.encoding == "UCS-2",
                 rendered.segments,
@@ -175,7 +184,7 @@ class Sender:
                         "provider_message_id": result.provider_message_id,
                     }
                 )
-                outcomes.append(self._sent(notice.id, provider.name, rendered))
+                outcomes.append(self._sent(item, provider.name, rendered))
                 continue
             detail = getattr(result, "detail", str(result))[:500]
             code = getattr(result, "code", None)
@@ -235,7 +244,12 @@ class Sender:
             delay = retry_delay(item.notice.attempts) if item.temporary else None
             if delay is None:
                 outcomes.append(
-                    {"id": item.notice.id, "state": "failed", "last_error": item.last_error[:500]}
+                    {
+                        "id": item.notice.id,
+                        "state": "failed",
+                        "last_error": item.last_error[:500],
+                        "route": item.route,
+                    }
                 )
             else:
                 retries[item.notice.id] = now + delay
@@ -245,6 +259,7 @@ class Sender:
                         "state": "queued",
                         "not_before": now + delay,
                         "last_error": item.last_error[:500],
+                        "route": item.route,
                     }
                 )
         if outcomes:
@@ -266,9 +281,10 @@ class Sender:
             zone=self.settings.tz,
         )
 
-    def _sent(self, notice_id: str, provider: str, rendered: RenderedSms | None) -> dict[str, Any]:
+    def _sent(self, item: _Pending, provider: str, rendered: RenderedSms | None) -> dict[str, Any]:
         values: dict[str, Any] = {
-            "id": notice_id,
+            "id": item.notice.id,
+            "route": item.route,
             "state": "sent",
             "channel": "sms",
             "provider": provider,

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from gateway.delivery.queues import Dispatcher
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.errors import ConfigError
-from gateway.http import api, ops, webhooks
+from gateway.http import api, ops, staff, webhooks, zalo
 from gateway.http.keys import (
     CALENDAR,
     CLOCK,
@@ -93,7 +93,10 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_providers)
+    app.cleanup_ctx.append(zalo.waker_ctx)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
     app.add_routes(webhooks.routes)
+    app.add_routes(zalo.routes)
+    app.add_routes(staff.routes)
     return app

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.http.keys import DATABASE, METRICS, REDIS
+from gateway.chat.tokens import alert_key
+from gateway.http.keys import DATABASE, METRICS, REDIS, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -37,10 +38,23 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as exc:  # any failure means "not ready"; say which
             checks[name] = f"unavailable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    alerts = await _alerts(request)
+    if alerts:
+        # Not a reason to stop taking events, but an operator must act.
+        body["alerts"] = alerts
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def _alerts(request: web.Request) -> dict[str, str]:
+    settings = request.app[SETTINGS]
+    try:
+        zalo = await request.app[REDIS].get(alert_key(settings.redis_key_prefix))
+    except Exception:  # Redis down is already reported above
+        return {}
+    if not zalo:
+        return {}
+    return {"zalo": zalo.decode() if isinstance(zalo, bytes) else str(zalo)}
 
 
 @routes.get("/metrics")

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.storage.tables import consultations, dossiers, events, flags, notices
+from gateway.storage.tables import consultations, dossiers, events, flags, notices, reports
 
 TERMINAL_STATES = frozenset({"refused", "withdrawn", "finished", "delivered"})
 
@@ -104,6 +104,7 @@ async def dossier_view(conn: AsyncConnection, code: str, zone: tzinfo) -> dict[s
                 "kind": n.kind,
                 "event_id": n.event_id,
                 "channel": n.channel,
+                "route": n.route,
                 "provider": n.provider,
                 "state": n.state,
                 "lane": n.lane,
@@ -111,6 +112,7 @@ async def dossier_view(conn: AsyncConnection, code: str, zone: tzinfo) -> dict[s
                 "not_before": _iso(n.not_before),
                 "sent_at": _iso(n.sent_at),
                 "delivered_at": _iso(n.delivered_at),
+                "receipt_due_at": _iso(n.receipt_due_at),
                 "attempts": n.attempts,
                 "last_error": n.last_error,
                 "created_at": _iso(n.created_at),
@@ -119,7 +121,34 @@ async def dossier_view(conn: AsyncConnection, code: str, zone: tzinfo) -> dict[s
             for n in notice_rows
         ],
         "consultations": await _consultations(conn, code, zone),
+        "reports": await _reports(conn, code, zone),
     }
+
+
+async def _reports(conn: AsyncConnection, code: str, zone: tzinfo) -> list[dict[str, Any]]:
+    """Citizens' reports about the dossier (false closures, problems), oldest first."""
+
+    def _iso(value: datetime | None) -> str | None:
+        return value.astimezone(zone).isoformat() if value else None
+
+    rows = await conn.execute(
+        sa.select(reports).where(reports.c.dossier_code == code).order_by(reports.c.id)
+    )
+    return [
+        {
+            "id": r.id,
+            "number": r.number,
+            "kind": r.kind,
+            "source": r.source,
+            "status": r.status,
+            "status_notes": r.status_notes,
+            "officer": {"id": r.officer_id, "name": r.officer_name} if r.officer_id else None,
+            "requested_at": _iso(r.created_at),
+            "updated_at": _iso(r.updated_at),
+            "expected_at": _iso(r.expected_at),
+        }
+        for r in rows
+    ]
 
 
 async def _consultations(conn: AsyncConnection, code: str, zone: tzinfo) -> list[dict[str, Any]]:

@@ -164,9 +164,21 @@ notices = sa.Table(
     sa.Column("segments", sa.SmallInteger()),
     sa.Column("sent_at", UTCDateTime()),
     sa.Column("delivered_at", UTCDateTime()),
+    # Why the channel was chosen or left ("follower in window", "ZNS -118: no Zalo account").
+    sa.Column("route", sa.String(300)),
+    # A ZNS notice with no receipt by then is checked with Zalo and falls back to SMS.
+    sa.Column("receipt_due_at", UTCDateTime()),
+    # Notices not tied to a one-stop event (report updates, result checks): the OA user.
+    sa.Column("zalo_user_id", sa.String(32)),
     sa.Index("ix_notices_dossier", "dossier_code"),
     # The relay finds rows stuck before sending without scanning delivered history.
     sa.Index("ix_notices_state_updated", "state", "updated_at"),
+    sa.Index(
+        "ix_notices_receipt_due",
+        "receipt_due_at",
+        sqlite_where=sa.text("receipt_due_at IS NOT NULL"),
+        postgresql_where=sa.text("receipt_due_at IS NOT NULL"),
+    ),
 )
 
 # One row per attempt to hand a notice to one provider on one channel. ``request_id`` is
@@ -187,4 +199,166 @@ deliveries = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_deliveries_notice", "notice_id"),
     sa.Index("ix_deliveries_provider_message", "provider", "provider_message_id"),
+)
+
+# --- Zalo Official Account, citizens' reports and ratings -------------------------------
+
+# The rotating OA token pair: one row, replaced under a Redis lock at each refresh. It is
+# kept here rather than only in Redis because losing it means an OA admin must re-consent.
+zalo_tokens = sa.Table(
+    "zalo_tokens",
+    metadata,
+    sa.Column("app_id", sa.String(32), primary_key=True),
+    sa.Column("access_token", sa.Text(), nullable=False),
+    sa.Column("refresh_token", sa.Text(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# One row per OA user (the OA-scoped ``user_id``).
+zalo_users = sa.Table(
+    "zalo_users",
+    metadata,
+    sa.Column("user_id", sa.String(32), primary_key=True),
+    sa.Column("display_name", sa.String(200)),
+    sa.Column("follows", sa.Boolean(), nullable=False, default=False),
+    sa.Column("last_interaction_at", UTCDateTime()),
+    # Shared by the user through request_user_info: proves the user owns this number.
+    sa.Column("phone_e164", sa.String(16)),
+    sa.Column("verified_at", UTCDateTime()),
+    # Set when the user asked for notices on Zalo instead of SMS for the verified number.
+    sa.Column("subscribed_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_zalo_users_phone_e164", "phone_e164"),
+)
+
+# Everything said on the OA, both ways, linked to what it concerns.
+chat_messages = sa.Table(
+    "chat_messages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    # "in" (citizen), "bot" (automatic reply), "staff" (hotline officer), "notice".
+    sa.Column("direction", sa.String(8), nullable=False),
+    # Inbound: the webhook's deduplication key; outbound: Zalo's message id.
+    sa.Column("dedupe_key", sa.String(128), unique=True),
+    sa.Column("event_name", sa.String(48)),
+    sa.Column("text", sa.Text()),
+    sa.Column("payload", JSONType),
+    sa.Column("dossier_code", sa.String(40)),
+    sa.Column("report_id", sa.BigInteger()),
+    sa.Column("handoff_id", sa.BigInteger()),
+    sa.Column("staff_id", sa.BigInteger()),
+    # Inbound messages: when the bot finished with it (NULL: still to do after a crash).
+    sa.Column("handled_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_chat_messages_user", "user_id", "id"),
+    sa.Index("ix_chat_messages_dossier", "dossier_code"),
+    sa.Index("ix_chat_messages_report", "report_id"),
+    sa.Index("ix_chat_messages_handoff", "handoff_id"),
+)
+
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    # Shown to citizens: PA-<year>-<6 digits of id>.
+    sa.Column("number", sa.String(24), unique=True),
+    # "false_closure" or "problem".
+    sa.Column("kind", sa.String(16), nullable=False),
+    # "zalo", "result_check", "phone" (taken by the hotline).
+    sa.Column("source", sa.String(16), nullable=False),
+    # open -> in_progress -> resolved | rejected (Open311 words where they fit).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_notes", sa.Text()),
+    sa.Column("dossier_code", sa.String(40)),
+    sa.Column("agency_code", sa.String(32)),
+    sa.Column("agency_name", sa.String(300)),
+    # The officer who closed the dossier (false closures are attributed to them).
+    sa.Column("officer_id", sa.String(128)),
+    sa.Column("officer_name", sa.String(200)),
+    sa.Column("zalo_user_id", sa.String(32)),
+    sa.Column("phone_e164", sa.String(16)),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("expected_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_reports_status_created", "status", "created_at"),
+    sa.Index("ix_reports_agency", "agency_code"),
+    sa.Index("ix_reports_dossier", "dossier_code"),
+)
+
+report_transitions = sa.Table(
+    "report_transitions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("report_id", sa.BigInteger(), nullable=False),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text()),
+    # "citizen", "system" or "staff:<id>".
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index("ix_report_transitions_report", "report_id"),
+)
+
+ratings = sa.Table(
+    "ratings",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("dossier_code", sa.String(40), nullable=False),
+    sa.Column("agency_code", sa.String(32)),
+    sa.Column("zalo_user_id", sa.String(32), nullable=False),
+    sa.Column("score", sa.SmallInteger(), nullable=False),
+    sa.Column("comment", sa.Text()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("dossier_code", "zalo_user_id"),
+    sa.Index("ix_ratings_agency_created", "agency_code", "created_at"),
+)
+
+# A citizen asked for a person: hotline staff answer through the OA.
+handoffs = sa.Table(
+    "handoffs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("dossier_code", sa.String(40)),
+    # "open" or "closed".
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("closed_at", UTCDateTime()),
+    sa.Column("last_message_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_handoffs_status_last", "status", "last_message_at"),
+    sa.Index("ix_handoffs_user", "user_id"),
+)
+
+# Asked some working days after an invitation: did the citizen get the result?
+result_checks = sa.Table(
+    "result_checks",
+    metadata,
+    sa.Column("dossier_code", sa.String(40), primary_key=True),
+    sa.Column("phone_e164", sa.String(16)),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    # scheduled -> asked -> received | not_received; skipped (no channel, or delivered).
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("zalo_user_id", sa.String(32)),
+    sa.Column("notice_id", sa.String(32)),
+    sa.Column("asked_at", UTCDateTime()),
+    sa.Column("answered_at", UTCDateTime()),
+    sa.Index("ix_result_checks_state_due", "state", "due_at"),
+)
+
+# Hotline officers, auditors and admins. Only a hash of the personal API token is kept.
+staff_users = sa.Table(
+    "staff_users",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    # "hotline", "auditor" or "admin".
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("disabled_at", UTCDateTime()),
 )

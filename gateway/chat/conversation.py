@@ -1,0 +1,292 @@
+"""One OA event handled end to end: stored, fed to the bot, replies sent and stored.
+
+Called by the drain job for each queued event of one user, in order. Handling is
+idempotent: the inbound message is stored under the webhook's deduplication key and
+marked handled at the end, so an event taken again after a crash is skipped if it was
+finished. A bot error does not block the user's later messages: it is logged and the
+event marked handled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.events import AttachmentSent, Followed, InboundEvent, InfoShared, TextSent, Unfollowed
+from bot.replies import AskPhone, Text
+from bot.router import Bot, BotPolicy
+from gateway.chat import inbox
+from gateway.chat.runtime import JobResources
+from gateway.chat.services import ChatServices
+from gateway.delivery import outbox
+from gateway.domain.calendar import WorkingCalendar
+from gateway.domain.phones import mask_phones_in_text
+from gateway.errors import GatewayError
+from gateway.storage.tables import chat_messages, handoffs, zalo_users
+from gateway.texts import Texts
+from providers.zalo import Button, OaRequestUserInfo, OaText, ZaloClient
+from providers.zalo_webhook import parse_webhook
+
+log = logging.getLogger(__name__)
+
+
+class Conversations:
+    """Handles queued OA events and sends stored staff replies, for one job."""
+
+    def __init__(
+        self,
+        resources: JobResources,
+        texts: Texts,
+        calendar: WorkingCalendar,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.r = resources
+        self.clock = clock
+        s = resources.settings
+        self.services = ChatServices(resources, calendar, clock)
+        policy = BotPolicy(
+            max_failures=s.chat.lookup_max_failures,
+            max_codes=s.chat.lookup_max_codes,
+            hotline=s.chat.hotline,
+        )
+        self.bot = Bot(self.services, texts, policy, s.tz)
+
+    async def handle(self, item: dict[str, Any]) -> None:
+        """Handle one queued webhook event (see the module doc)."""
+        event = parse_webhook(item["payload"], item.get("server"))
+        if not isinstance(event, InboundEvent):  # receipts and echoes are not queued here
+            return
+        now = self.clock()
+        async with self.r.engine.begin() as conn:
+            handled = await _store_inbound(conn, event, item["payload"], now)
+            if handled:
+                return
+            await _touch_user(conn, event)
+        try:
+            outcome = await self.bot.handle(event)
+        except Exception:  # one bad event must not block this citizen's later messages
+            log.exception("the bot failed on an event", extra={"user": event.user_id})
+            await self._mark_handled(event, None, None, None, forwarded=False)
+            return
+        for reply in outcome.replies:
+            await self._reply(event.user_id, reply, outcome.dossier_code, outcome.report_id)
+        await self._mark_handled(
+            event,
+            outcome.dossier_code,
+            outcome.report_id,
+            outcome.handoff_id,
+            forwarded=outcome.forwarded,
+        )
+
+    async def _reply(
+        self, user_id: str, reply: Text | AskPhone, dossier_code: str | None, report_id: int | None
+    ) -> None:
+        message: OaText | OaRequestUserInfo
+        if isinstance(reply, AskPhone):
+            message = OaRequestUserInfo(reply.title, reply.subtitle, _PHONE_IMAGE)
+            text = f"{reply.title}\n{reply.subtitle}"
+        else:
+            message = OaText(reply.text, tuple(Button(b.title, b.payload) for b in reply.buttons))
+            text = reply.text
+        await self._send(user_id, message, text, "bot", dossier_code, report_id, None, None)
+
+    async def _send(
+        self,
+        user_id: str,
+        message: OaText | OaRequestUserInfo,
+        text: str,
+        direction: str,
+        dossier_code: str | None,
+        report_id: int | None,
+        handoff_id: int | None,
+        staff_id: int | None,
+    ) -> bool:
+        client = self.r.zalo
+        payload: dict[str, Any] = {}
+        key: str | None = None
+        if client is None:
+            payload["error"] = "Zalo is not configured"
+        else:
+            try:
+                sent = await client.send_oa(user_id, message)
+                key = f"oa:{sent.message_id}"
+            except GatewayError as exc:
+                payload = {"error": exc.detail, "code": getattr(exc, "code", None)}
+                log.warning(
+                    "OA reply not sent",
+                    extra={"user": user_id, "error": mask_phones_in_text(exc.detail)},
+                )
+        async with self.r.engine.begin() as conn:
+            await conn.execute(
+                chat_messages.insert().values(
+                    user_id=user_id,
+                    direction=direction,
+                    dedupe_key=key,
+                    text=text,
+                    payload=payload or None,
+                    dossier_code=dossier_code,
+                    report_id=report_id,
+                    handoff_id=handoff_id,
+                    staff_id=staff_id,
+                    handled_at=self.clock(),
+                    created_at=self.clock(),
+                )
+            )
+        return key is not None
+
+    async def _mark_handled(
+        self,
+        event: InboundEvent,
+        dossier_code: str | None,
+        report_id: int | None,
+        handoff_id: int | None,
+        *,
+        forwarded: bool,
+    ) -> None:
+        now = self.clock()
+        async with self.r.engine.begin() as conn:
+            await conn.execute(
+                chat_messages.update()
+                .where(chat_messages.c.dedupe_key == event.dedupe_key)
+                .values(
+                    handled_at=now,
+                    dossier_code=dossier_code,
+                    report_id=report_id,
+                    handoff_id=handoff_id,
+                )
+            )
+            if forwarded and handoff_id is not None:
+                await conn.execute(
+                    handoffs.update().where(handoffs.c.id == handoff_id).values(last_message_at=now)
+                )
+
+    async def send_stored(self, message_ids: list[int]) -> int:
+        """Send staff replies stored by the API (rows not yet handled). Returns how many."""
+        async with self.r.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(chat_messages).where(
+                        chat_messages.c.id.in_(message_ids),
+                        chat_messages.c.direction == "staff",
+                        chat_messages.c.handled_at.is_(None),
+                    )
+                )
+            ).all()
+        sent = 0
+        for row in rows:
+            # Claim the row first: a second run of this job finds it handled and skips it.
+            async with self.r.engine.begin() as conn:
+                claimed = await conn.execute(
+                    chat_messages.update()
+                    .where(chat_messages.c.id == row.id, chat_messages.c.handled_at.is_(None))
+                    .values(handled_at=self.clock())
+                )
+            if not claimed.rowcount:
+                continue
+            ok, detail = await _send_staff(self.r.zalo, row.user_id, row.text)
+            async with self.r.engine.begin() as conn:
+                await conn.execute(
+                    chat_messages.update()
+                    .where(chat_messages.c.id == row.id)
+                    .values(
+                        dedupe_key=detail if ok else None,
+                        payload=None if ok else {"error": detail},
+                    )
+                )
+            sent += ok
+        return sent
+
+
+# Zalo shows this picture on the "share your phone number" card.
+_PHONE_IMAGE = "https://stc-oa.zdn.vn/resource/default/oa-cover.png"
+
+
+async def _send_staff(client: ZaloClient | None, user_id: str, text: str) -> tuple[bool, str]:
+    if client is None:
+        return False, "Zalo is not configured"
+    try:
+        sent = await client.send_oa(user_id, OaText(text))
+    except GatewayError as exc:
+        log.warning("staff reply not sent", extra={"user": user_id, "error": exc.detail})
+        return False, exc.detail[:500]
+    return True, f"oa:{sent.message_id}"
+
+
+async def _store_inbound(
+    conn: AsyncConnection, event: InboundEvent, payload: dict[str, Any], now: datetime
+) -> bool:
+    """Store the citizen's message once; True if it was already handled."""
+    row = (
+        await conn.execute(
+            sa.select(chat_messages.c.handled_at).where(
+                chat_messages.c.dedupe_key == event.dedupe_key
+            )
+        )
+    ).first()
+    if row is not None:
+        return row.handled_at is not None
+    text: str | None = None
+    if isinstance(event, TextSent):
+        text = event.text
+    elif isinstance(event, AttachmentSent):
+        text = event.description or event.url
+    elif isinstance(event, InfoShared):
+        text = "(shared contact information)"
+    await conn.execute(
+        chat_messages.insert().values(
+            user_id=event.user_id,
+            direction="in",
+            dedupe_key=event.dedupe_key,
+            event_name=str(payload.get("event_name", ""))[:48],
+            text=text,
+            payload=payload,
+            created_at=now,
+        )
+    )
+    return False
+
+
+async def _touch_user(conn: AsyncConnection, event: InboundEvent) -> None:
+    """Keep the OA user's row: following or not, and the last interaction (7-day window)."""
+    values: dict[str, Any] = {"updated_at": event.at}
+    if isinstance(event, Followed):
+        values["follows"] = True
+    if isinstance(event, Unfollowed):
+        values["follows"] = False
+    else:
+        values["last_interaction_at"] = event.at
+    if isinstance(event, InfoShared) and event.name:
+        values["display_name"] = event.name[:200]
+    updated = await conn.execute(
+        zalo_users.update().where(zalo_users.c.user_id == event.user_id).values(**values)
+    )
+    if not updated.rowcount:
+        # A user we never saw follow is a follower if they can write to the OA at all.
+        values.setdefault("follows", not isinstance(event, Unfollowed))
+        await conn.execute(
+            zalo_users.insert().values(user_id=event.user_id, created_at=event.at, **values)
+        )
+
+
+async def apply_zns_receipts(r: JobResources, now: datetime) -> tuple[int, bool]:
+    """Apply the queued ZNS receipts; returns (applied, some arrived before their attempt
+    was recorded — those stay queued)."""
+    items = await inbox.take_receipts(r.redis, r.settings)
+    applied = 0
+    for index, item in enumerate(items):
+        result = await outbox.apply_receipt(
+            r.engine, "zalo_zns", item["msg_id"], item.get("tracking_id"), "delivered", "", now
+        )
+        if result == "early":
+            await inbox.drop_receipts(r.redis, r.settings, index)
+            return applied, True
+        if result == "unknown":
+            log.warning("ZNS receipt for no known message", extra={"msg_id": item["msg_id"]})
+        applied += result == "applied"
+    await inbox.drop_receipts(r.redis, r.settings, len(items))
+    return applied, False

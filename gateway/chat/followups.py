@@ -1,0 +1,175 @@
+"""Questions the gateway asks citizens later: "did you receive the result?" and "rate us".
+
+Run by the cron every minute; idempotent. A finished dossier gets a result check
+``RESULT_CHECK_WORKING_DAYS`` working days after it was finished, unless it was
+delivered meanwhile (the citizen has the result). A delivered dossier whose number has
+a Zalo subscriber gets a rating request. Both are notices of Zalo-only kinds, so they go
+by OA message (or a ZNS template if one is configured) and never by SMS; their dedupe
+keys make them once per dossier.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.domain.calendar import WorkingCalendar
+from gateway.storage.tables import dossiers, notices, result_checks, zalo_users
+
+# Dossiers finished longer ago than this are not asked any more (a gateway started late,
+# or a backlog imported in bulk, must not ask about last year's results).
+LOOKBACK = timedelta(days=30)
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUps:
+    """What one run did."""
+
+    scheduled: int
+    asked: list[str]
+    skipped: int
+    rating_requests: list[str]
+
+    @property
+    def notice_ids(self) -> list[str]:
+        return [*self.asked, *self.rating_requests]
+
+
+async def run(
+    engine: AsyncEngine, now: datetime, calendar: WorkingCalendar, working_days: int
+) -> FollowUps:
+    """Schedule, ask and request; returns the new notice ids to put on the queue."""
+    async with engine.begin() as conn:
+        scheduled = await _schedule(conn, now, calendar, working_days)
+        asked, skipped = await _ask(conn, now)
+        ratings = await _rating_requests(conn, now)
+    return FollowUps(scheduled, asked, skipped, ratings)
+
+
+async def _schedule(
+    conn: AsyncConnection, now: datetime, calendar: WorkingCalendar, working_days: int
+) -> int:
+    rows = (
+        await conn.execute(
+            sa.select(dossiers.c.code, dossiers.c.phone_e164, dossiers.c.finished_at)
+            .select_from(
+                dossiers.outerjoin(result_checks, result_checks.c.dossier_code == dossiers.c.code)
+            )
+            .where(
+                dossiers.c.state == "finished",
+                dossiers.c.finished_at >= now - LOOKBACK,
+                result_checks.c.dossier_code.is_(None),
+            )
+            .limit(BATCH)
+        )
+    ).all()
+    if rows:
+        await conn.execute(
+            result_checks.insert(),
+            [
+                {
+                    "dossier_code": row.code,
+                    "phone_e164": row.phone_e164,
+                    "due_at": calendar.add_working_days(row.finished_at, working_days),
+                    "state": "scheduled",
+                }
+                for row in rows
+            ],
+        )
+    return len(rows)
+
+
+async def _ask(conn: AsyncConnection, now: datetime) -> tuple[list[str], int]:
+    rows = (
+        await conn.execute(
+            sa.select(result_checks.c.dossier_code, dossiers)
+            .select_from(
+                result_checks.join(dossiers, dossiers.c.code == result_checks.c.dossier_code)
+            )
+            .where(result_checks.c.state == "scheduled", result_checks.c.due_at <= now)
+            .order_by(result_checks.c.due_at)
+            .limit(BATCH)
+        )
+    ).all()
+    asked: list[str] = []
+    skipped = 0
+    for row in rows:
+        if row.state != "finished" or row.phone_e164 is None:
+            # Delivered (the citizen has it), reopened, or no number to ask.
+            await conn.execute(
+                result_checks.update()
+                .where(result_checks.c.dossier_code == row.code)
+                .values(state="skipped")
+            )
+            skipped += 1
+            continue
+        notice_id = await _notice(conn, row, "result_check", now)
+        await conn.execute(
+            result_checks.update()
+            .where(result_checks.c.dossier_code == row.code)
+            .values(state="asked", asked_at=now, notice_id=notice_id)
+        )
+        if notice_id is not None:
+            asked.append(notice_id)
+    return asked, skipped
+
+
+async def _rating_requests(conn: AsyncConnection, now: datetime) -> list[str]:
+    requested = sa.select(notices.c.dossier_code).where(notices.c.kind == "rating_request")
+    rows = (
+        await conn.execute(
+            sa.select(dossiers)
+            .where(
+                dossiers.c.state == "delivered",
+                dossiers.c.state_at >= now - LOOKBACK,
+                dossiers.c.phone_e164.in_(
+                    sa.select(zalo_users.c.phone_e164).where(
+                        zalo_users.c.subscribed_at.is_not(None)
+                    )
+                ),
+                dossiers.c.code.not_in(requested),
+            )
+            .limit(BATCH)
+        )
+    ).all()
+    created = [await _notice(conn, row, "rating_request", now) for row in rows]
+    return [notice_id for notice_id in created if notice_id is not None]
+
+
+async def _notice(conn: AsyncConnection, dossier: Any, kind: str, now: datetime) -> str | None:
+    """Insert the once-per-dossier notice unless it exists; returns its id if new."""
+    key = f"{dossier.code}/{kind}"
+    if (
+        await conn.execute(sa.select(notices.c.id).where(notices.c.dedupe_key == key))
+    ).first() is not None:
+        return None
+    notice_id = uuid.uuid4().hex
+    await conn.execute(
+        notices.insert().values(
+            id=notice_id,
+            dossier_code=dossier.code,
+            source_id="gateway",
+            event_id=f"{kind}-{dossier.code}",
+            kind=kind,
+            dedupe_key=key,
+            phone_e164=dossier.phone_e164,
+            params={
+                "dossier_code": dossier.code,
+                "procedure_name": dossier.procedure_name,
+                "agency_name": dossier.agency_name,
+                "applicant_name": dossier.applicant_name,
+            },
+            state="created",
+            lane="urgent",
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return notice_id

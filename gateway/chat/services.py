@@ -1,0 +1,347 @@
+"""The bot's ports, implemented with the database and Redis.
+
+The bot decides; this module looks up and records. Lookup guards (wrong proofs, distinct
+codes asked) and conversation state live in Redis with TTLs; everything a person may
+need to read later (users, reports, ratings, handoffs) lives in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+import sqlalchemy as sa
+
+from bot.ports import Citizen, DossierFacts, NoticeFacts, Question, ReportFacts
+from gateway.chat.runtime import JobResources
+from gateway.delivery.queues import enqueue
+from gateway.domain.calendar import WorkingCalendar
+from gateway.storage import reports as report_store
+from gateway.storage.tables import (
+    chat_messages,
+    dossiers,
+    events,
+    handoffs,
+    notices,
+    ratings,
+    result_checks,
+    zalo_users,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ChatServices:
+    """What the bot may ask and record, for one job."""
+
+    def __init__(
+        self, r: JobResources, calendar: WorkingCalendar, clock: Callable[[], datetime]
+    ) -> None:
+        self.r = r
+        self.s = r.settings
+        self.calendar = calendar
+        self.clock = clock
+
+    def _key(self, *parts: str) -> str:
+        return f"{self.s.redis_key_prefix}chat:" + ":".join(parts)
+
+    # --- the citizen ------------------------------------------------------------------
+
+    async def citizen(self, user_id: str) -> Citizen:
+        async with self.r.engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(zalo_users).where(zalo_users.c.user_id == user_id))
+            ).first()
+            handoff = (
+                await conn.execute(
+                    sa.select(handoffs.c.id).where(
+                        handoffs.c.user_id == user_id, handoffs.c.status == "open"
+                    )
+                )
+            ).scalar()
+        if row is None:
+            return Citizen(user_id, False, None, False, handoff)
+        return Citizen(
+            user_id,
+            bool(row.follows),
+            row.phone_e164 if row.verified_at else None,
+            row.subscribed_at is not None,
+            handoff,
+        )
+
+    async def set_following(self, user_id: str, follows: bool) -> None:
+        await self._update_user(user_id, follows=follows)
+
+    async def verify_phone(self, user_id: str, phone_e164: str, name: str | None) -> None:
+        now = self.clock()
+        async with self.r.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(zalo_users.c.phone_e164).where(zalo_users.c.user_id == user_id)
+                )
+            ).first()
+            values: dict[str, Any] = {"phone_e164": phone_e164, "verified_at": now}
+            if row is not None and row.phone_e164 != phone_e164:
+                values["subscribed_at"] = None  # a new number: ask again before using it
+            if name:
+                values["display_name"] = name[:200]
+            await self._upsert(conn, user_id, values)
+
+    async def subscribe(self, user_id: str, phone_e164: str) -> None:
+        await self._update_user(user_id, subscribed_at=self.clock(), phone_e164=phone_e164)
+
+    async def _update_user(self, user_id: str, **values: Any) -> None:
+        async with self.r.engine.begin() as conn:
+            await self._upsert(conn, user_id, values)
+
+    async def _upsert(self, conn: Any, user_id: str, values: dict[str, Any]) -> None:
+        now = self.clock()
+        updated = await conn.execute(
+            zalo_users.update()
+            .where(zalo_users.c.user_id == user_id)
+            .values(updated_at=now, **values)
+        )
+        if not updated.rowcount:
+            values.setdefault("follows", True)
+            await conn.execute(
+                zalo_users.insert().values(
+                    user_id=user_id, created_at=now, updated_at=now, **values
+                )
+            )
+
+    # --- dossiers -------------------------------------------------------------------------
+
+    async def dossier(self, code: str) -> DossierFacts | None:
+        async with self.r.engine.connect() as conn:
+            row = (await conn.execute(sa.select(dossiers).where(dossiers.c.code == code))).first()
+            if row is None:
+                return None
+            last = (
+                await conn.execute(
+                    sa.select(events.c.type, events.c.occurred_at)
+                    .where(events.c.dossier_code == code, events.c.superseded.is_(False))
+                    .order_by(events.c.occurred_at.desc(), events.c.seq.desc())
+                    .limit(1)
+                )
+            ).first()
+            sent = (
+                await conn.execute(
+                    sa.select(notices.c.kind, notices.c.channel, notices.c.state, notices.c.sent_at)
+                    .where(notices.c.dossier_code == code)
+                    .order_by(notices.c.created_at)
+                )
+            ).all()
+        return DossierFacts(
+            code=row.code,
+            procedure_name=row.procedure_name,
+            agency_code=row.agency_code,
+            agency_name=row.agency_name,
+            state=row.state,
+            received_at=row.received_at,
+            due_at=row.due_at,
+            finished_at=row.finished_at,
+            finished_by_name=row.finished_by_name,
+            phone_e164=row.phone_e164,
+            last_step=last.type if last else None,
+            last_step_at=last.occurred_at if last else None,
+            notices=tuple(NoticeFacts(n.kind, n.channel, n.state, n.sent_at) for n in sent),
+        )
+
+    # --- lookup guards --------------------------------------------------------------------
+
+    async def lookup_locked(self, user_id: str) -> bool:
+        failures = await self.r.redis.get(self._key("failures", user_id))
+        return int(failures or 0) >= self.s.chat.lookup_max_failures
+
+    async def lookup_failed(self, user_id: str) -> int:
+        key = self._key("failures", user_id)
+        async with self.r.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.s.chat.lookup_window_seconds, nx=True)
+            count, _ = await pipe.execute()
+        if count >= self.s.chat.lookup_max_failures:
+            log.warning("lookups locked after wrong proofs", extra={"user": user_id})
+        return int(count)
+
+    async def lookup_code_asked(self, user_id: str, code: str) -> int:
+        key = self._key("codes", user_id)
+        async with self.r.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(key, code)
+            pipe.expire(key, self.s.chat.lookup_window_seconds, nx=True)
+            pipe.scard(key)
+            _, _, count = await pipe.execute()
+        return int(count)
+
+    # --- reports, result checks, ratings, handoffs ----------------------------------------
+
+    async def open_report(
+        self,
+        user_id: str,
+        dossier_code: str,
+        kind: Literal["false_closure", "problem"],
+        description: str,
+        source: Literal["zalo", "result_check"],
+    ) -> ReportFacts:
+        citizen = await self.citizen(user_id)
+        created = await report_store.create_report(
+            self.r.engine,
+            kind=kind,
+            source=source,
+            dossier_code=dossier_code,
+            description=description,
+            zalo_user_id=user_id,
+            phone_e164=citizen.verified_phone,
+            calendar=self.calendar,
+            answer_working_days=self.s.chat.report_answer_working_days,
+            now=self.clock(),
+        )
+        report, notice_ids = created
+        self._enqueue(notice_ids)
+        return ReportFacts(
+            report.id,
+            report.number,
+            report.dossier_code or dossier_code,
+            report.status,
+            report.expected_at,
+        )
+
+    def _enqueue(self, notice_ids: list[str]) -> None:
+        """Best effort, like every enqueue: the relay picks up what this misses."""
+        if not notice_ids:
+            return
+        from redis import Redis as SyncRedis
+
+        redis = SyncRedis.from_url(self.s.redis_url, socket_connect_timeout=1, socket_timeout=2)
+        try:
+            enqueue(redis, self.s, [(i, "urgent") for i in notice_ids])
+        except Exception as exc:
+            log.warning("report notice not enqueued; the relay will", extra={"error": str(exc)})
+        finally:
+            redis.close()
+
+    async def record_result_check(self, user_id: str, dossier_code: str, received: bool) -> bool:
+        citizen = await self.citizen(user_id)
+        now = self.clock()
+        async with self.r.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(result_checks).where(result_checks.c.dossier_code == dossier_code)
+                )
+            ).first()
+            if (
+                row is None
+                or row.state not in ("asked", "received", "not_received")
+                or citizen.verified_phone is None
+                or row.phone_e164 != citizen.verified_phone
+            ):
+                return False
+            await conn.execute(
+                result_checks.update()
+                .where(result_checks.c.dossier_code == dossier_code)
+                .values(
+                    state="received" if received else "not_received",
+                    answered_at=now,
+                    zalo_user_id=user_id,
+                )
+            )
+        return True
+
+    async def record_rating(
+        self, user_id: str, dossier_code: str, score: int, comment: str | None
+    ) -> None:
+        now = self.clock()
+        async with self.r.engine.begin() as conn:
+            agency = (
+                await conn.execute(
+                    sa.select(dossiers.c.agency_code).where(dossiers.c.code == dossier_code)
+                )
+            ).scalar()
+            values = {"score": score, "comment": comment, "created_at": now}
+            updated = await conn.execute(
+                ratings.update()
+                .where(ratings.c.dossier_code == dossier_code, ratings.c.zalo_user_id == user_id)
+                .values(**values)
+            )
+            if not updated.rowcount:
+                await conn.execute(
+                    ratings.insert().values(
+                        dossier_code=dossier_code,
+                        agency_code=agency,
+                        zalo_user_id=user_id,
+                        **values,
+                    )
+                )
+
+    async def open_handoff(self, user_id: str, dossier_code: str | None) -> int:
+        now = self.clock()
+        async with self.r.engine.begin() as conn:
+            existing = (
+                await conn.execute(
+                    sa.select(handoffs.c.id).where(
+                        handoffs.c.user_id == user_id, handoffs.c.status == "open"
+                    )
+                )
+            ).scalar()
+            if existing is not None:
+                return int(existing)
+            result = await conn.execute(
+                handoffs.insert()
+                .values(
+                    user_id=user_id,
+                    dossier_code=dossier_code,
+                    status="open",
+                    opened_at=now,
+                    last_message_at=now,
+                )
+                .returning(handoffs.c.id)
+            )
+            return int(result.scalar_one())
+
+    async def close_handoff(self, user_id: str) -> None:
+        now = self.clock()
+        async with self.r.engine.begin() as conn:
+            await conn.execute(
+                handoffs.update()
+                .where(handoffs.c.user_id == user_id, handoffs.c.status == "open")
+                .values(status="closed", closed_at=now)
+            )
+
+    async def pending_question(self, user_id: str) -> Question | None:
+        async with self.r.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(
+                        chat_messages.c.direction,
+                        chat_messages.c.payload,
+                        chat_messages.c.dossier_code,
+                    )
+                    .where(chat_messages.c.user_id == user_id, chat_messages.c.direction != "in")
+                    .order_by(chat_messages.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        if row is None or row.direction != "notice" or not row.dossier_code:
+            return None
+        kind = (row.payload or {}).get("kind")
+        if kind == "result_check":
+            return Question("result_check", row.dossier_code)
+        if kind == "rating_request":
+            return Question("rating_request", row.dossier_code)
+        return None
+
+    # --- conversation state ---------------------------------------------------------------
+
+    async def load_state(self, user_id: str) -> dict[str, Any]:
+        raw = await self.r.redis.get(self._key("state", user_id))
+        return dict(orjson.loads(raw)) if raw else {}
+
+    async def save_state(self, user_id: str, state: dict[str, Any]) -> None:
+        await self.r.redis.set(
+            self._key("state", user_id), orjson.dumps(state), ex=self.s.chat.state_ttl_seconds
+        )
+
+    async def clear_state(self, user_id: str) -> None:
+        await self.r.redis.delete(self._key("state", user_id))

@@ -1,0 +1,348 @@
+"""The workflow of citizens' reports (phản ánh): states, numbers, notices, staff requests.
+
+A report says a dossier was closed but not finished (``false_closure``) or something else
+went wrong (``problem``). It comes from the OA (``zalo``), from the citizen's "no" to the
+result check (``result_check``) or from a call to the hotline (``phone``).
+
+Its states follow Open311 where they fit::
+
+    open ──► in_progress ──► resolved
+      │            └───────► rejected
+      ├──────────────────────► resolved
+      └──────────────────────► rejected
+    resolved | rejected ──► open   (an admin reopens it)
+
+Every state change sends the citizen a notice of the kind :func:`notice_kind_for` names.
+This module also parses the staff API's bodies and query strings into typed requests,
+collecting every faulty field into one :class:`~gateway.errors.ValidationFailed`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, tzinfo
+from typing import Any, Final, Literal, cast
+
+from gateway.domain.codes import parse_dossier_code
+from gateway.domain.phones import normalize_phone
+from gateway.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
+
+__all__ = [
+    "DESCRIPTION_MAX",
+    "FINAL_STATUSES",
+    "KINDS",
+    "LIST_LIMIT_DEFAULT",
+    "LIST_LIMIT_MAX",
+    "NOTE_MAX",
+    "SOURCES",
+    "STATUSES",
+    "PhoneReport",
+    "ReportKind",
+    "ReportQuery",
+    "ReportSource",
+    "ReportStatus",
+    "TransitionRequest",
+    "check_transition",
+    "notice_kind_for",
+    "parse_handoff_query",
+    "parse_phone_report",
+    "parse_reply_text",
+    "parse_report_query",
+    "parse_transition",
+    "report_number",
+]
+
+ReportStatus = Literal["open", "in_progress", "resolved", "rejected"]
+ReportKind = Literal["false_closure", "problem"]
+ReportSource = Literal["zalo", "result_check", "phone"]
+
+STATUSES: Final[tuple[ReportStatus, ...]] = ("open", "in_progress", "resolved", "rejected")
+KINDS: Final[tuple[ReportKind, ...]] = ("false_closure", "problem")
+SOURCES: Final[tuple[ReportSource, ...]] = ("zalo", "result_check", "phone")
+FINAL_STATUSES: Final = frozenset({"resolved", "rejected"})
+# Staff must say why when they close a report: the citizen reads it.
+NOTE_REQUIRED: Final = frozenset({"resolved", "rejected"})
+
+HANDOFF_STATUSES: Final = ("open", "closed")
+
+DESCRIPTION_MAX: Final = 4000
+NOTE_MAX: Final = 2000
+AGENCY_MAX: Final = 32
+LIST_LIMIT_DEFAULT: Final = 50
+LIST_LIMIT_MAX: Final = 200
+
+_NEXT: Final[Mapping[str, frozenset[str]]] = {
+    "open": frozenset({"in_progress", "resolved", "rejected"}),
+    "in_progress": frozenset({"resolved", "rejected"}),
+    "resolved": frozenset(),
+    "rejected": frozenset(),
+}
+_NOTICE_KINDS: Final[Mapping[str, str]] = {
+    "open": "report_received",
+    "in_progress": "report_in_progress",
+    "resolved": "report_resolved",
+    "rejected": "report_rejected",
+}
+# "+07:00" arrives as " 07:00" when a client does not percent-encode the query string.
+_DECODED_PLUS: Final = re.compile(r" (\d{2}:?\d{2})$")
+
+
+def check_transition(current: str, to: str, *, may_reopen: bool = False) -> None:
+    """Refuse a state change the workflow does not allow.
+
+    Raises :class:`Conflict` naming the states the report may go to instead, or
+    :class:`PermissionDenied` when a final report is reopened by someone who may not.
+    """
+    if to not in _NEXT:
+        raise ValueError(f"unknown report status {to!r}")
+    if current == to:
+        raise Conflict(f"the report is already {current}")
+    if current in FINAL_STATUSES:
+        if to != "open":
+            raise Conflict(
+                f"the report is {current}, which is final; only reopening it (to: open) is possible"
+            )
+        if not may_reopen:
+            raise PermissionDenied(f"only an admin may reopen a {current} report")
+        return
+    allowed = _NEXT.get(current)
+    if allowed is None:
+        raise Conflict(f"the report is in an unknown state {current!r}")
+    if to not in allowed:
+        choices = ", ".join(s for s in STATUSES if s in allowed)
+        raise Conflict(f"a report cannot go from {current} to {to}; from {current}: {choices}")
+
+
+def report_number(report_id: int, year: int) -> str:
+    """The number citizens see and quote: ``PA-2026-000123`` (the id, six digits or more)."""
+    if report_id < 1:
+        raise ValueError(f"report ids start at 1, got {report_id}")
+    return f"PA-{year}-{report_id:06d}"
+
+
+def notice_kind_for(status: str) -> str:
+    """The notice kind that tells the citizen their report reached ``status``."""
+    try:
+        return _NOTICE_KINDS[status]
+    except KeyError:
+        raise ValueError(f"unknown report status {status!r}") from None
+
+
+# --- staff requests (reports and handoffs) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneReport:
+    """A report the hotline wrote down during a call."""
+
+    dossier_code: str
+    kind: ReportKind
+    description: str
+    phone_e164: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRequest:
+    """A staff member moves a report to ``to``; ``note`` is shown to the citizen."""
+
+    to: ReportStatus
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportQuery:
+    """Filters and a keyset page of ``GET /v1/reports`` (oldest first, ids after ``after``)."""
+
+    statuses: tuple[ReportStatus, ...] = ()
+    agency: str | None = None
+    since: datetime | None = None
+    limit: int = LIST_LIMIT_DEFAULT
+    after: int | None = None
+
+
+def _object(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationFailed([FieldError("", "the body must be a JSON object")])
+    return body
+
+
+def _text(
+    body: Mapping[str, Any],
+    field: str,
+    errors: list[FieldError],
+    *,
+    required: bool,
+    max_length: int,
+    required_message: str = "is required",
+) -> str | None:
+    value = body.get(field)
+    if value is None:
+        if required:
+            errors.append(FieldError(field, required_message))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(field, "must be a string"))
+        return None
+    value = value.strip()
+    if not value:
+        if required:
+            errors.append(FieldError(field, f"{required_message} and must not be blank"))
+        return None
+    if len(value) > max_length:
+        errors.append(FieldError(field, f"must be at most {max_length} characters"))
+        return None
+    return value
+
+
+def _choice(
+    body: Mapping[str, Any], field: str, choices: tuple[str, ...], errors: list[FieldError]
+) -> str | None:
+    value = body.get(field)
+    if value is None:
+        errors.append(FieldError(field, f"is required: one of {', '.join(choices)}"))
+        return None
+    if value not in choices:
+        errors.append(FieldError(field, f"must be one of {', '.join(choices)}, not {value!r}"))
+        return None
+    return cast(str, value)
+
+
+def parse_phone_report(body: Any) -> PhoneReport:
+    """``POST /v1/reports``: ``{"dossier", "kind", "description", "phone"}``."""
+    body = _object(body)
+    errors: list[FieldError] = []
+    code: str | None = None
+    raw_code = _text(body, "dossier", errors, required=True, max_length=64)
+    if raw_code is not None:
+        try:
+            code = str(parse_dossier_code(raw_code))
+        except ValueError as exc:
+            errors.append(FieldError("dossier", f"is not a dossier code: {exc}"))
+    kind = _choice(body, "kind", KINDS, errors)
+    description = _text(body, "description", errors, required=True, max_length=DESCRIPTION_MAX)
+    phone: str | None = None
+    raw_phone = _text(body, "phone", errors, required=True, max_length=64)
+    if raw_phone is not None:
+        result = normalize_phone(raw_phone)
+        if result.ok and result.e164 is not None:
+            phone = result.e164
+        else:
+            errors.append(
+                FieldError("phone", f"is not a usable Vietnamese mobile number ({result.reason})")
+            )
+    if errors:
+        raise ValidationFailed(errors)
+    assert code is not None and kind is not None and description is not None
+    assert phone is not None
+    return PhoneReport(code, cast(ReportKind, kind), description, phone)
+
+
+def parse_transition(body: Any) -> TransitionRequest:
+    """``POST /v1/reports/{id}/transitions``: ``{"to", "note"}``; closing needs a note."""
+    body = _object(body)
+    errors: list[FieldError] = []
+    to = _choice(body, "to", STATUSES, errors)
+    note = _text(
+        body,
+        "note",
+        errors,
+        required=to in NOTE_REQUIRED,
+        max_length=NOTE_MAX,
+        required_message=f"is required when the report is {to}: the citizen reads it",
+    )
+    if errors:
+        raise ValidationFailed(errors)
+    assert to is not None
+    return TransitionRequest(cast(ReportStatus, to), note)
+
+
+def parse_reply_text(body: Any, *, max_length: int = NOTE_MAX) -> str:
+    """A staff reply on the OA: ``{"text"}``, not blank, at most ``max_length`` characters."""
+    body = _object(body)
+    errors: list[FieldError] = []
+    text = _text(body, "text", errors, required=True, max_length=max_length)
+    if errors:
+        raise ValidationFailed(errors)
+    assert text is not None
+    return text
+
+
+def parse_report_query(query: Mapping[str, str], zone: tzinfo) -> ReportQuery:
+    """``GET /v1/reports?status=&agency=&since=&limit=&after=``.
+
+    ``status`` may list several states (``open,in_progress``); ``since`` is a date (from
+    local midnight) or a date-time with its offset.
+    """
+    errors: list[FieldError] = []
+    statuses: list[ReportStatus] = []
+    for part in (query.get("status") or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part in STATUSES:
+            statuses.append(part)
+        else:
+            errors.append(
+                FieldError("status", f"must be one of {', '.join(STATUSES)}, not {part!r}")
+            )
+    agency = (query.get("agency") or "").strip() or None
+    if agency is not None and len(agency) > AGENCY_MAX:
+        errors.append(FieldError("agency", f"must be at most {AGENCY_MAX} characters"))
+    since = _since(query.get("since"), zone, errors)
+    limit = _positive(query.get("limit"), "limit", errors, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX)
+    after = _positive(query.get("after"), "after", errors, None, None)
+    if errors:
+        raise ValidationFailed(errors)
+    assert limit is not None
+    return ReportQuery(tuple(dict.fromkeys(statuses)), agency, since, limit, after)
+
+
+def parse_handoff_query(query: Mapping[str, str]) -> tuple[str, int]:
+    """``GET /v1/handoffs?status=open|closed&limit=``: the status (default open), the limit."""
+    errors: list[FieldError] = []
+    status = (query.get("status") or "open").strip()
+    if status not in HANDOFF_STATUSES:
+        errors.append(
+            FieldError("status", f"must be one of {', '.join(HANDOFF_STATUSES)}, not {status!r}")
+        )
+    limit = _positive(query.get("limit"), "limit", errors, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX)
+    if errors:
+        raise ValidationFailed(errors)
+    assert limit is not None
+    return status, limit
+
+
+def _since(raw: str | None, zone: tzinfo, errors: list[FieldError]) -> datetime | None:
+    if raw is None or not raw.strip():
+        return None
+    text = _DECODED_PLUS.sub(r"+\1", raw.strip())
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=zone)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        errors.append(FieldError("since", "must be a date (2026-03-01) or a date-time with offset"))
+        return None
+    if moment.tzinfo is None:
+        errors.append(FieldError("since", "needs a UTC offset, e.g. 2026-03-01T00:00:00+07:00"))
+        return None
+    return moment
+
+
+def _positive(
+    raw: str | None, field: str, errors: list[FieldError], default: int | None, top: int | None
+) -> int | None:
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        errors.append(FieldError(field, f"must be a whole number, not {raw!r}"))
+        return default
+    if value < 1 or (top is not None and value > top):
+        bounds = f"between 1 and {top}" if top is not None else "1 or more"
+        errors.append(FieldError(field, f"must be {bounds}"))
+        return default
+    return value

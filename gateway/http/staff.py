@@ -1,0 +1,406 @@
+"""The staff API: the hotline's report queue and handoff inbox, read-only for auditors.
+
+Every handler starts with :func:`require_staff`, which reads the personal API token
+(``Authorization: Bearer tthc_…``) and checks the role. Auditors see phone numbers masked
+and no OA user ids. Notices and replies are put on their queues after the database
+commit; notices are best effort (the relay enqueues any notice left ``created``), a
+reply that cannot be queued is withdrawn and the officer is asked to send it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import orjson
+from aiohttp import web
+from redis import Redis as SyncRedis
+from redis import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.chat.queue import enqueue_outbound
+from gateway.delivery.queues import enqueue
+from gateway.domain import reports as workflow
+from gateway.domain.phones import mask_phone, mask_phones_in_text
+from gateway.errors import (
+    AuthenticationFailed,
+    FieldError,
+    MalformedInput,
+    NotFound,
+    PermissionDenied,
+    StorageUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from gateway.http.keys import CALENDAR, CLOCK, DATABASE, SETTINGS
+from gateway.settings import Settings
+from gateway.storage import handoffs as handoff_store
+from gateway.storage import reports as report_store
+from gateway.storage.staff import StaffUser, authenticate
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+READERS = ("hotline", "auditor", "admin")
+WRITERS = ("hotline", "admin")
+_ID = r"{id:\d{1,18}}"
+
+
+async def require_staff(request: web.Request, *roles: str) -> StaffUser:
+    """The staff user behind the request's bearer token, if their role is in ``roles``.
+
+    Raises :class:`AuthenticationFailed` (401) for a missing, unknown or disabled token and
+    :class:`PermissionDenied` (403) for a role not allowed here.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("send your staff API token: Authorization: Bearer <token>")
+    async with _database():
+        user = await authenticate(request.app[DATABASE].reader, token.strip())
+    if user is None:
+        raise AuthenticationFailed("the token is unknown or its user is disabled")
+    if user.role not in roles:
+        raise PermissionDenied(
+            f"the {user.role} role may not do this; it needs {' or '.join(roles)}"
+        )
+    return user
+
+
+@asynccontextmanager
+async def _database() -> AsyncIterator[None]:
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as exc:
+        raise StorageUnavailable("the database is unavailable") from exc
+
+
+async def _json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {request.content_type or 'none'}"
+        )
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedInput(f"the body is not valid JSON: {exc}") from exc
+
+
+def _now(request: web.Request) -> datetime:
+    return datetime.fromtimestamp(request.app[CLOCK](), UTC)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=lambda v: orjson.dumps(v).decode())
+
+
+class _View:
+    """Turns stored rows into answers for one user: local times, masking for auditors."""
+
+    def __init__(self, user: StaffUser, zone: tzinfo) -> None:
+        self.masked = user.role == "auditor"
+        self.zone = zone
+
+    def time(self, value: datetime | None) -> str | None:
+        return value.astimezone(self.zone).isoformat() if value else None
+
+    def phone(self, value: str | None) -> str | None:
+        return mask_phone(value) if value and self.masked else value
+
+    def text(self, value: str | None) -> str | None:
+        return mask_phones_in_text(value) if value and self.masked else value
+
+    def report(self, r: report_store.ReportRow) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "service_request_id": r.number,
+            "status": r.status,
+            "status_notes": self.text(r.status_notes),
+            "agency_responsible": r.agency_name,
+            "agency_code": r.agency_code,
+            "requested_datetime": self.time(r.created_at),
+            "updated_datetime": self.time(r.updated_at),
+            "expected_datetime": self.time(r.expected_at),
+            "kind": r.kind,
+            "source": r.source,
+            "dossier_code": r.dossier_code,
+            "description": self.text(r.description),
+            "officer": {"id": r.officer_id, "name": r.officer_name} if r.officer_id else None,
+            "phone": self.phone(r.phone_e164),
+            "zalo_user_id": None if self.masked else r.zalo_user_id,
+        }
+
+    def detail(self, d: report_store.ReportDetail) -> dict[str, Any]:
+        return self.report(d.report) | {
+            "transitions": [
+                {
+                    "from": t.from_status,
+                    "to": t.to_status,
+                    "note": self.text(t.note),
+                    "actor": t.actor,
+                    "at": self.time(t.at),
+                }
+                for t in d.transitions
+            ],
+            "dossier": self.dossier(d.dossier),
+            "messages": [self.message(m) for m in d.messages],
+            "notices": [self.notice(n) for n in d.notices],
+        }
+
+    def dossier(self, d: dict[str, Any] | None) -> dict[str, Any] | None:
+        if d is None:
+            return None
+        return {
+            "code": d["code"],
+            "state": d["state"],
+            "procedure": {"code": d["procedure_code"], "name": d["procedure_name"]},
+            "agency": {"code": d["agency_code"], "name": d["agency_name"]},
+            "applicant": {"name": d["applicant_name"], "phone": self.phone(d["phone_e164"])},
+            "received_at": self.time(d["received_at"]),
+            "due_at": self.time(d["due_at"]),
+            "finished_at": self.time(d["finished_at"]),
+            "finished_by": (
+                {"id": d["finished_by_id"], "name": d["finished_by_name"]}
+                if d["finished_by_id"]
+                else None
+            ),
+            "deadline_state": d["deadline_state"],
+            "timeline": [
+                {
+                    "id": e["event_id"],
+                    "type": e["type"],
+                    "occurred_at": self.time(e["occurred_at"]),
+                    "actor": {"id": e["actor_id"], "name": e["actor_name"]}
+                    if e["actor_id"]
+                    else None,
+                    "superseded": e["superseded"],
+                }
+                for e in d["timeline"]
+            ],
+            "notices": [self.notice(n) for n in d["notices"]],
+        }
+
+    def notice(self, n: dict[str, Any]) -> dict[str, Any]:
+        keys = ("id", "kind", "channel", "route", "state", "attempts", "last_error")
+        times = ("created_at", "sent_at", "delivered_at")
+        return {k: n[k] for k in keys if k in n} | {k: self.time(n[k]) for k in times if k in n}
+
+    def message(self, m: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": m["id"],
+            "direction": m["direction"],
+            "text": self.text(m["text"]),
+            "event_name": m["event_name"],
+            "dossier_code": m["dossier_code"],
+            "staff_id": m["staff_id"],
+            "sent": m["handled_at"] is not None if m["direction"] == "staff" else None,
+            "created_at": self.time(m["created_at"]),
+        }
+
+    def handoff(self, h: handoff_store.HandoffRow) -> dict[str, Any]:
+        return {
+            "id": h.id,
+            "status": h.status,
+            "user_id": h.user_id,
+            "display_name": h.display_name,
+            "phone": self.phone(h.phone_e164),
+            "dossier_code": h.dossier_code,
+            "opened_at": self.time(h.opened_at),
+            "closed_at": self.time(h.closed_at),
+            "last_message_at": self.time(h.last_message_at),
+        }
+
+
+def _view(request: web.Request, user: StaffUser) -> _View:
+    return _View(user, request.app[SETTINGS].tz)
+
+
+# --- queues -------------------------------------------------------------------------------
+
+
+def _sync_redis(s: Settings) -> SyncRedis:
+    return SyncRedis.from_url(s.redis_url, socket_connect_timeout=1, socket_timeout=2)
+
+
+def _enqueue_notices(s: Settings, notice_ids: list[str]) -> None:
+    redis = _sync_redis(s)
+    try:
+        enqueue(redis, s, [(notice_id, "urgent") for notice_id in notice_ids])
+    finally:
+        redis.close()
+
+
+def _enqueue_reply(s: Settings, message_id: int) -> None:
+    redis = _sync_redis(s)
+    try:
+        enqueue_outbound(redis, s, [message_id])
+    finally:
+        redis.close()
+
+
+async def _dispatch(request: web.Request, notice_ids: list[str]) -> None:
+    """Best effort: a notice the queue misses stays ``created`` and the relay sends it."""
+    if not notice_ids:
+        return
+    try:
+        await asyncio.to_thread(_enqueue_notices, request.app[SETTINGS], notice_ids)
+    except RedisError as exc:
+        log.warning("report notice not enqueued; the relay will", extra={"error": str(exc)})
+
+
+# --- reports ------------------------------------------------------------------------------
+
+
+@routes.get("/v1/reports")
+async def list_reports(request: web.Request) -> web.Response:
+    user = await require_staff(request, *READERS)
+    query = workflow.parse_report_query(request.query, request.app[SETTINGS].tz)
+    async with _database():
+        page = await report_store.list_reports(
+            request.app[DATABASE].reader,
+            statuses=query.statuses,
+            agency=query.agency,
+            since=query.since,
+            limit=query.limit,
+            after_id=query.after,
+        )
+    view = _view(request, user)
+    following = None
+    if page.next_after is not None:
+        following = str(request.rel_url.update_query(after=str(page.next_after)))
+    return _json({"reports": [view.report(r) for r in page.reports], "next": following})
+
+
+@routes.post("/v1/reports")
+async def create_report(request: web.Request) -> web.Response:
+    user = await require_staff(request, *WRITERS)
+    taken = workflow.parse_phone_report(await _json_body(request))
+    settings = request.app[SETTINGS]
+    try:
+        async with _database():
+            report, notice_ids = await report_store.create_report(
+                request.app[DATABASE].writer,
+                kind=taken.kind,
+                source="phone",
+                dossier_code=taken.dossier_code,
+                description=taken.description,
+                zalo_user_id=None,
+                phone_e164=taken.phone_e164,
+                calendar=request.app[CALENDAR],
+                answer_working_days=settings.chat.report_answer_working_days,
+                now=_now(request),
+                actor=user.actor,
+            )
+    except NotFound as exc:
+        raise ValidationFailed(
+            [FieldError("dossier", "no dossier with this code is known to the gateway")]
+        ) from exc
+    log.info("report taken by phone", extra={"report": report.id, "staff": user.id})
+    await _dispatch(request, notice_ids)
+    response = _json(_view(request, user).report(report), status=201)
+    response.headers["Location"] = f"/v1/reports/{report.id}"
+    return response
+
+
+@routes.get(f"/v1/reports/{_ID}")
+async def get_report(request: web.Request) -> web.Response:
+    user = await require_staff(request, *READERS)
+    report_id = int(request.match_info["id"])
+    async with _database():
+        detail = await report_store.get_report(request.app[DATABASE].reader, report_id)
+    if detail is None:
+        raise NotFound(f"no report {report_id}")
+    return _json(_view(request, user).detail(detail))
+
+
+@routes.post(f"/v1/reports/{_ID}/transitions")
+async def transition_report(request: web.Request) -> web.Response:
+    user = await require_staff(request, *WRITERS)
+    change = workflow.parse_transition(await _json_body(request))
+    now = _now(request)
+    expected_at = None
+    if change.to == "open":  # reopened: the citizen is promised a new answer date
+        expected_at = request.app[CALENDAR].add_working_days(
+            now, request.app[SETTINGS].chat.report_answer_working_days
+        )
+    async with _database():
+        report, notice_ids = await report_store.transition(
+            request.app[DATABASE].writer,
+            int(request.match_info["id"]),
+            change.to,
+            change.note,
+            user.actor,
+            now,
+            may_reopen=user.role == "admin",
+            expected_at=expected_at,
+        )
+    log.info("report moved", extra={"report": report.id, "status": report.status, "staff": user.id})
+    await _dispatch(request, notice_ids)
+    return _json(_view(request, user).report(report))
+
+
+# --- handoffs -----------------------------------------------------------------------------
+
+
+@routes.get("/v1/handoffs")
+async def list_handoffs(request: web.Request) -> web.Response:
+    user = await require_staff(request, *WRITERS)
+    status, limit = workflow.parse_handoff_query(request.query)
+    async with _database():
+        rows = await handoff_store.list_handoffs(request.app[DATABASE].reader, status, limit)
+    view = _view(request, user)
+    return _json(
+        {
+            "handoffs": [
+                view.handoff(h) | {"last_message": view.message(m) if m else None} for h, m in rows
+            ]
+        }
+    )
+
+
+@routes.get(f"/v1/handoffs/{_ID}")
+async def get_handoff(request: web.Request) -> web.Response:
+    user = await require_staff(request, *WRITERS)
+    handoff_id = int(request.match_info["id"])
+    async with _database():
+        found = await handoff_store.get_handoff(request.app[DATABASE].reader, handoff_id)
+    if found is None:
+        raise NotFound(f"no handoff {handoff_id}")
+    handoff, messages = found
+    view = _view(request, user)
+    return _json(view.handoff(handoff) | {"messages": [view.message(m) for m in messages]})
+
+
+@routes.post(f"/v1/handoffs/{_ID}/replies")
+async def reply_to_handoff(request: web.Request) -> web.Response:
+    user = await require_staff(request, *WRITERS)
+    text = workflow.parse_reply_text(await _json_body(request))
+    handoff_id = int(request.match_info["id"])
+    engine = request.app[DATABASE].writer
+    async with _database():
+        message_id = await handoff_store.add_reply(engine, handoff_id, user.id, text, _now(request))
+    try:
+        await asyncio.to_thread(_enqueue_reply, request.app[SETTINGS], message_id)
+    except RedisError as exc:
+        # Nothing would ever send it: take it back rather than leave it silently unsent.
+        log.warning("staff reply not enqueued; withdrawn", extra={"error": str(exc)})
+        async with _database():
+            await handoff_store.withdraw_reply(engine, message_id)
+        raise StorageUnavailable("the chat queue is unavailable; send the reply again") from exc
+    return _json({"id": message_id, "state": "queued"}, status=202)
+
+
+@routes.post(f"/v1/handoffs/{_ID}/close")
+async def close_handoff(request: web.Request) -> web.Response:
+    user = await require_staff(request, *WRITERS)
+    async with _database():
+        handoff = await handoff_store.close_handoff(
+            request.app[DATABASE].writer, int(request.match_info["id"]), _now(request)
+        )
+    log.info("handoff closed", extra={"handoff": handoff.id, "staff": user.id})
+    return _json(_view(request, user).handoff(handoff))

@@ -1,0 +1,97 @@
+"""``tthc user``: add, list and disable staff users of the reports API and console.
+
+Usage::
+
+    tthc user add USERNAME --name "Nguyễn Thị Hoa" --role hotline|auditor|admin
+    tthc user list
+    tthc user disable USERNAME
+
+``add`` prints the new user's API token on stdout, alone on its line, so a script can
+capture it; the token is not stored and cannot be shown again (a note on stderr says
+so). Errors go to stderr with exit status 1; a database that is not migrated gives 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TextIO
+
+from gateway.errors import GatewayError, ValidationFailed
+from gateway.settings import Settings
+from gateway.storage import migrate
+from gateway.storage import staff as staff_store
+from gateway.storage.db import Database
+from gateway.streams import utf8
+
+__all__ = ["main"]
+
+_PROG = "tthc user"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=_PROG, description="manage staff users and tokens")
+    sub = parser.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="add a user and print their API token once")
+    add.add_argument("username", help="2-64 characters of a-z, 0-9, '.', '_', '-'")
+    add.add_argument("--name", required=True, help="the person's full name")
+    add.add_argument("--role", required=True, choices=staff_store.ROLES)
+    sub.add_parser("list", help="list users (disabled ones too)")
+    disable = sub.add_parser("disable", help="disable a user; their token stops working")
+    disable.add_argument("username")
+    return parser
+
+
+def _message(exc: GatewayError) -> str:
+    if isinstance(exc, ValidationFailed):
+        return "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+    return exc.detail
+
+
+async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    current = await migrate.current_revision(settings.database_url)
+    if current != migrate.head_revision():
+        print(f"{_PROG}: the database is not up to date; run `tthc migrate` first", file=err)
+        return 2
+    db = Database.open(settings.database_url)
+    now = datetime.now(UTC)
+    try:
+        if args.action == "add":
+            token = await staff_store.add_user(db.writer, args.username, args.name, args.role, now)
+            print(token, file=out)
+            print(
+                f"{_PROG}: added {args.username} ({args.role}); keep this token now, "
+                "it will not be shown again",
+                file=err,
+            )
+        elif args.action == "list":
+            for user in await staff_store.list_users(db.reader):
+                disabled = user.disabled_at.date().isoformat() if user.disabled_at else "-"
+                created = user.created_at.date().isoformat()
+                print(f"{user.username}\t{user.role}\t{user.name}\t{created}\t{disabled}", file=out)
+        else:
+            user = await staff_store.disable_user(db.writer, args.username, now)
+            print(f"{_PROG}: {user.username} is disabled", file=err)
+    except GatewayError as exc:
+        print(f"{_PROG}: {_message(exc)}", file=err)
+        return 1
+    finally:
+        await db.close()
+    return 0
+
+
+def main(
+    argv: Sequence[str],
+    load_settings: Callable[[], Settings],
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run ``tthc user`` with ``argv`` (after ``user``); settings load only when needed."""
+    args = _parser().parse_args(list(argv))
+    out = stdout or utf8(sys.stdout)
+    err = stderr or utf8(sys.stderr)
+    return asyncio.run(_run(args, load_settings(), out, err))

@@ -1,0 +1,386 @@
+"""Citizens' reports in the database: create, move through the workflow, list, read.
+
+Each write is one transaction that records the report, its transition and the notice
+telling the citizen, so a report never changes state without the citizen being told and
+a notice never exists for a change that was rolled back. The caller puts the returned
+notice ids on the delivery queue afterwards (best effort: the relay enqueues any notice
+still ``created`` after its grace time).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.domain.calendar import WorkingCalendar
+from gateway.domain.reports import check_transition, notice_kind_for, report_number
+from gateway.errors import NotFound
+from gateway.storage.tables import chat_messages, dossiers, events, notices, report_transitions
+from gateway.storage.tables import reports as reports_table
+
+__all__ = [
+    "ReportDetail",
+    "ReportPage",
+    "ReportRow",
+    "TransitionRow",
+    "create_report",
+    "get_report",
+    "list_reports",
+    "transition",
+]
+
+NOTICE_SOURCE = "gateway"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One row of ``reports``."""
+
+    id: int
+    number: str
+    kind: str
+    source: str
+    status: str
+    status_notes: str | None
+    dossier_code: str | None
+    agency_code: str | None
+    agency_name: str | None
+    officer_id: str | None
+    officer_name: str | None
+    zalo_user_id: str | None
+    phone_e164: str | None
+    description: str
+    expected_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    """One state change of a report; ``from_status`` is None for its creation."""
+
+    id: int
+    from_status: str | None
+    to_status: str
+    note: str | None
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPage:
+    """A page of reports, oldest first; ``next_after`` is the cursor of the next page."""
+
+    reports: list[ReportRow]
+    next_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDetail:
+    """A report with everything a hotline officer needs on one screen.
+
+    ``dossier`` holds the dossier's columns plus ``timeline`` and ``notices`` lists (or is
+    None if the gateway never heard of it); ``messages`` are the OA messages linked to
+    the report; ``notices`` are those sent to the citizen about the report. Values are as
+    stored (aware UTC datetimes).
+    """
+
+    report: ReportRow
+    transitions: list[TransitionRow]
+    dossier: dict[str, Any] | None
+    messages: list[dict[str, Any]]
+    notices: list[dict[str, Any]]
+
+
+_REPORT_FIELDS = tuple(ReportRow.__dataclass_fields__)
+
+
+def _report(row: Any) -> ReportRow:
+    return ReportRow(**{name: row[name] for name in _REPORT_FIELDS})
+
+
+async def create_report(
+    engine: AsyncEngine,
+    *,
+    kind: str,
+    source: str,
+    dossier_code: str,
+    description: str,
+    zalo_user_id: str | None,
+    phone_e164: str | None,
+    calendar: WorkingCalendar,
+    answer_working_days: int,
+    now: datetime,
+    actor: str = "citizen",
+) -> tuple[ReportRow, list[str]]:
+    """Record a new ``open`` report about a known dossier and the notice acknowledging it.
+
+    The report is attributed to the dossier's agency and to the officer who closed it; the
+    citizen is promised an answer ``answer_working_days`` working days from ``now``.
+    Returns the report and the ids of notices to enqueue. Raises :class:`NotFound` if the
+    dossier is unknown (nothing is written then).
+    """
+    expected_at = calendar.add_working_days(now, answer_working_days)
+    async with engine.begin() as conn:
+        dossier = (
+            await conn.execute(
+                sa.select(
+                    dossiers.c.agency_code,
+                    dossiers.c.agency_name,
+                    dossiers.c.finished_by_id,
+                    dossiers.c.finished_by_name,
+                ).where(dossiers.c.code == dossier_code)
+            )
+        ).first()
+        if dossier is None:
+            raise NotFound(f"no dossier {dossier_code}")
+        values: dict[str, Any] = {
+            "kind": kind,
+            "source": source,
+            "status": "open",
+            "status_notes": None,
+            "dossier_code": dossier_code,
+            "agency_code": dossier.agency_code,
+            "agency_name": dossier.agency_name,
+            "officer_id": dossier.finished_by_id,
+            "officer_name": dossier.finished_by_name,
+            "zalo_user_id": zalo_user_id,
+            "phone_e164": phone_e164,
+            "description": description,
+            "expected_at": expected_at,
+            "created_at": now,
+            "updated_at": now,
+        }
+        report_id = int(
+            (
+                await conn.execute(
+                    reports_table.insert().values(**values).returning(reports_table.c.id)
+                )
+            ).scalar_one()
+        )
+        number = report_number(report_id, now.astimezone(calendar.tz).year)
+        await conn.execute(
+            reports_table.update().where(reports_table.c.id == report_id).values(number=number)
+        )
+        report = ReportRow(id=report_id, number=number, **values)
+        transition_id = await _insert_transition(conn, report_id, None, "open", None, actor, now)
+        notice_id = await _insert_notice(conn, report, transition_id, None, now)
+    return report, [notice_id] if notice_id else []
+
+
+async def transition(
+    engine: AsyncEngine,
+    report_id: int,
+    to: str,
+    note: str | None,
+    actor: str,
+    now: datetime,
+    *,
+    may_reopen: bool = False,
+    expected_at: datetime | None = None,
+) -> tuple[ReportRow, list[str]]:
+    """Move a report to ``to`` and record the notice telling the citizen.
+
+    ``note`` becomes the report's ``status_notes`` and the notice's ``status_note``;
+    ``expected_at``, if given, is a new answer date (when a report is reopened).
+    Raises :class:`NotFound`, or :class:`Conflict`/:class:`PermissionDenied` from
+    :func:`~gateway.domain.reports.check_transition`; nothing is written then.
+    """
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                sa.select(reports_table).where(reports_table.c.id == report_id).with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no report {report_id}")
+        current = _report(row._mapping)
+        check_transition(current.status, to, may_reopen=may_reopen)
+        changes: dict[str, Any] = {"status": to, "status_notes": note, "updated_at": now}
+        if expected_at is not None:
+            changes["expected_at"] = expected_at
+        await conn.execute(
+            reports_table.update().where(reports_table.c.id == report_id).values(**changes)
+        )
+        report = ReportRow(**{**{n: getattr(current, n) for n in _REPORT_FIELDS}, **changes})
+        transition_id = await _insert_transition(
+            conn, report_id, current.status, to, note, actor, now
+        )
+        notice_id = await _insert_notice(conn, report, transition_id, note, now)
+    return report, [notice_id] if notice_id else []
+
+
+async def _insert_transition(
+    conn: AsyncConnection,
+    report_id: int,
+    from_status: str | None,
+    to_status: str,
+    note: str | None,
+    actor: str,
+    now: datetime,
+) -> int:
+    result = await conn.execute(
+        report_transitions.insert()
+        .values(
+            report_id=report_id,
+            from_status=from_status,
+            to_status=to_status,
+            note=note,
+            actor=actor,
+            at=now,
+        )
+        .returning(report_transitions.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def notice_dedupe_key(report_id: int, transition_id: int) -> str:
+    """One notice per transition of a report."""
+    return f"report:{report_id}:{transition_id}"
+
+
+async def _insert_notice(
+    conn: AsyncConnection, report: ReportRow, transition_id: int, note: str | None, now: datetime
+) -> str | None:
+    """The notice for the report's new state; returns its id if it can be sent."""
+    params: dict[str, Any] = {
+        "report_number": report.number,
+        "dossier_code": report.dossier_code,
+        "expected_at": report.expected_at.isoformat() if report.expected_at else None,
+    }
+    if note is not None:
+        params["status_note"] = note
+    reachable = report.phone_e164 is not None or report.zalo_user_id is not None
+    notice_id = uuid.uuid4().hex
+    await conn.execute(
+        notices.insert().values(
+            id=notice_id,
+            dossier_code=report.dossier_code or "",
+            source_id=NOTICE_SOURCE,
+            event_id=f"report-{report.id}-{transition_id}",
+            kind=notice_kind_for(report.status),
+            dedupe_key=notice_dedupe_key(report.id, transition_id),
+            phone_e164=report.phone_e164,
+            zalo_user_id=report.zalo_user_id,
+            params=params,
+            state="created" if reachable else "no_recipient",
+            lane="urgent",
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return notice_id if reachable else None
+
+
+async def list_reports(
+    reader: AsyncEngine,
+    *,
+    statuses: Sequence[str] = (),
+    agency: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+    after_id: int | None = None,
+) -> ReportPage:
+    """Reports matching the filters, oldest first, at most ``limit`` after ``after_id``.
+
+    Paging is by id (keyset), so reports created while a client pages never shift it.
+    ``since`` compares with the time the report was made.
+    """
+    query = sa.select(reports_table).order_by(reports_table.c.id).limit(limit + 1)
+    if statuses:
+        query = query.where(reports_table.c.status.in_(list(statuses)))
+    if agency is not None:
+        query = query.where(reports_table.c.agency_code == agency)
+    if since is not None:
+        query = query.where(reports_table.c.created_at >= since)
+    if after_id is not None:
+        query = query.where(reports_table.c.id > after_id)
+    async with reader.connect() as conn:
+        rows = [_report(r._mapping) for r in await conn.execute(query)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ReportPage(rows, rows[-1].id if more else None)
+
+
+async def get_report(reader: AsyncEngine, report_id: int) -> ReportDetail | None:
+    """The report, its transitions, its dossier's story, linked OA messages and notices."""
+    async with reader.connect() as conn:
+        row = (
+            await conn.execute(sa.select(reports_table).where(reports_table.c.id == report_id))
+        ).first()
+        if row is None:
+            return None
+        report = _report(row._mapping)
+        steps = [
+            TransitionRow(t.id, t.from_status, t.to_status, t.note, t.actor, t.at)
+            for t in await conn.execute(
+                sa.select(report_transitions)
+                .where(report_transitions.c.report_id == report_id)
+                .order_by(report_transitions.c.id)
+            )
+        ]
+        messages = [
+            dict(m._mapping)
+            for m in await conn.execute(
+                sa.select(chat_messages)
+                .where(chat_messages.c.report_id == report_id)
+                .order_by(chat_messages.c.id)
+            )
+        ]
+        keys = [notice_dedupe_key(report_id, t.id) for t in steps]
+        sent = [
+            dict(n._mapping)
+            for n in await conn.execute(
+                sa.select(notices)
+                .where(notices.c.dedupe_key.in_(keys))
+                .order_by(notices.c.created_at, notices.c.id)
+            )
+        ]
+        dossier = await _dossier(conn, report.dossier_code) if report.dossier_code else None
+    return ReportDetail(report, steps, dossier, messages, sent)
+
+
+async def _dossier(conn: AsyncConnection, code: str) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(dossiers).where(dossiers.c.code == code))).first()
+    if row is None:
+        return None
+    summary = dict(row._mapping)
+    summary["timeline"] = [
+        dict(e._mapping)
+        for e in await conn.execute(
+            sa.select(
+                events.c.event_id,
+                events.c.type,
+                events.c.occurred_at,
+                events.c.actor_id,
+                events.c.actor_name,
+                events.c.superseded,
+            )
+            .where(events.c.dossier_code == code)
+            .order_by(events.c.occurred_at, events.c.seq)
+        )
+    ]
+    summary["notices"] = [
+        dict(n._mapping)
+        for n in await conn.execute(
+            sa.select(
+                notices.c.id,
+                notices.c.kind,
+                notices.c.channel,
+                notices.c.state,
+                notices.c.sent_at,
+                notices.c.delivered_at,
+                notices.c.created_at,
+            )
+            .where(notices.c.dossier_code == code, notices.c.event_id.not_like("report-%"))
+            .order_by(notices.c.created_at)
+        )
+    ]
+    return summary

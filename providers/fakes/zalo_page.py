@@ -1,0 +1,163 @@
+"""The fake Zalo's chat page (``GET /``): a citizen's view of the OA, for demos and browsers.
+
+Plain HTML with a little inline JavaScript and no external assets. It talks only to the
+fake's control API (``/_fake/users``, ``/_fake/users/{id}/{action}``, ``/_fake/thread``)
+and polls the thread every second. Elements carry ``id``/``data-testid`` attributes that
+browser tests rely on: ``user-select``, ``new-name``, ``new-phone``, ``create-user``,
+``follow``, ``unfollow``, ``chat-now``, ``thread``, ``message`` (each bubble, with
+``data-from`` = ``oa``/``user``/``zns``), ``oa-button`` (with ``data-payload``),
+``share-phone``, ``text-input``, ``send``, ``status``.
+"""
+
+from __future__ import annotations
+
+PAGE = """<!doctype html>
+<html lang="vi"><head><meta charset="utf-8">
+<title>Zalo OA giả lập</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:0;background:#eef1f5}
+header{background:#0068ff;color:#fff;padding:.6rem 1rem}
+main{max-width:44rem;margin:0 auto;padding:1rem}
+fieldset{border:1px solid #ccd;border-radius:.4rem;margin-bottom:.8rem;background:#fff}
+#thread{background:#fff;border-radius:.4rem;min-height:18rem;max-height:60vh;overflow:auto;
+padding:.6rem}
+.msg{margin:.3rem 0;padding:.45rem .7rem;border-radius:.8rem;max-width:80%;
+white-space:pre-wrap}
+.msg[data-from=oa]{background:#e5efff}
+.msg[data-from=zns]{background:#fff4d6}
+.msg[data-from=user]{background:#d7f5dd;margin-left:auto}
+.msg small{display:block;color:#667;font-size:.75rem}
+.oa-button{display:block;margin:.3rem 0 0;width:100%;padding:.3rem;border:1px solid #0068ff;
+border-radius:.4rem;background:#fff;color:#0068ff;cursor:pointer}
+#composer{display:flex;gap:.4rem;margin-top:.6rem}
+#text-input{flex:1;padding:.45rem}
+#status{color:#667;min-height:1.2rem}
+</style></head>
+<body><header><strong>Zalo OA giả lập</strong> — người dân trò chuyện với Official Account
+</header>
+<main>
+<fieldset><legend>Người dùng</legend>
+<select id="user-select" data-testid="user-select"></select>
+<button id="follow" data-testid="follow">Quan tâm</button>
+<button id="unfollow" data-testid="unfollow">Bỏ quan tâm</button>
+<button id="chat-now" data-testid="chat-now">Mở cửa sổ trò chuyện</button>
+<div style="margin-top:.5rem">
+<input id="new-name" data-testid="new-name" placeholder="Họ tên">
+<input id="new-phone" data-testid="new-phone" placeholder="Số điện thoại (+849…)">
+<button id="create-user" data-testid="create-user">Tạo người dùng</button>
+</div></fieldset>
+<div id="thread" data-testid="thread"></div>
+<button id="share-phone" data-testid="share-phone" hidden>Chia sẻ số điện thoại</button>
+<div id="composer">
+<input id="text-input" data-testid="text-input" placeholder="Nhập tin nhắn…">
+<button id="send" data-testid="send">Gửi</button></div>
+<p id="status" data-testid="status"></p>
+</main>
+<script>
+const $ = (id) => document.getElementById(id);
+let current = localStorage.getItem("fake-zalo-user") || "";
+let lastRendered = "";
+
+function say(text) { $("status").textContent = text; }
+
+async function call(method, url, body) {
+  const response = await fetch(url, {method, headers: {"Content-Type": "application/json"},
+    body: body === undefined ? undefined : JSON.stringify(body)});
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || ("HTTP " + response.status));
+  return data;
+}
+
+async function loadUsers() {
+  const users = await call("GET", "/_fake/users");
+  const select = $("user-select");
+  select.innerHTML = "";
+  for (const user of users) {
+    const option = document.createElement("option");
+    option.value = user.user_id;
+    option.textContent = user.name + (user.phone_e164 ? " · " + user.phone_e164 : "") +
+      (user.follows ? " · đang quan tâm" : "");
+    select.appendChild(option);
+  }
+  if (!users.some((u) => u.user_id === current) && users.length) current = users[0].user_id;
+  select.value = current;
+}
+
+async function act(action, body) {
+  if (!current) { say("Hãy tạo hoặc chọn một người dùng."); return; }
+  try {
+    const result = await call("POST", "/_fake/users/" + current + "/" + action, body || {});
+    say("Đã gửi tới gateway: HTTP " + result.status);
+  } catch (error) { say("Lỗi: " + error.message); }
+  await loadUsers();
+  await refresh();
+}
+
+function bubble(item) {
+  const div = document.createElement("div");
+  div.className = "msg";
+  div.dataset.from = item.from;
+  div.dataset.testid = "message";
+  div.textContent = item.text || "";
+  for (const button of item.buttons || []) {
+    const b = document.createElement("button");
+    b.className = "oa-button";
+    b.dataset.testid = "oa-button";
+    b.dataset.payload = button.payload;
+    b.textContent = button.title;
+    b.onclick = () => act("click", {payload: button.payload});
+    div.appendChild(b);
+  }
+  const time = document.createElement("small");
+  time.textContent = new Date(item.at * 1000).toLocaleTimeString("vi-VN");
+  div.appendChild(time);
+  return div;
+}
+
+async function refresh() {
+  if (!current) return;
+  const thread = await call("GET", "/_fake/thread?user_id=" + encodeURIComponent(current));
+  const rendered = JSON.stringify(thread);
+  if (rendered === lastRendered) return;
+  lastRendered = rendered;
+  const box = $("thread");
+  box.innerHTML = "";
+  let asked = false;
+  for (const item of thread) {
+    box.appendChild(bubble(item));
+    if (item.from === "oa" && item.request_user_info) asked = true;
+    if (item.from === "user" && item.event === "user_submit_info") asked = false;
+  }
+  $("share-phone").hidden = !asked;
+  box.scrollTop = box.scrollHeight;
+}
+
+$("user-select").onchange = (e) => {
+  current = e.target.value; localStorage.setItem("fake-zalo-user", current);
+  lastRendered = ""; refresh();
+};
+$("create-user").onclick = async () => {
+  try {
+    const user = await call("POST", "/_fake/users",
+      {name: $("new-name").value, phone: $("new-phone").value || null});
+    current = user.user_id; localStorage.setItem("fake-zalo-user", current);
+    say("Đã tạo người dùng " + user.name);
+  } catch (error) { say("Lỗi: " + error.message); }
+  await loadUsers(); lastRendered = ""; await refresh();
+};
+$("follow").onclick = () => act("follow");
+$("unfollow").onclick = () => act("unfollow");
+$("chat-now").onclick = () => act("chat_now");
+$("share-phone").onclick = () => act("share");
+$("send").onclick = async () => {
+  const text = $("text-input").value.trim();
+  if (!text) return;
+  $("text-input").value = "";
+  await act("text", {text});
+};
+$("text-input").addEventListener("keydown", (e) => { if (e.key === "Enter") $("send").click(); });
+
+loadUsers().then(refresh);
+setInterval(() => refresh().catch((error) => say("Lỗi: " + error.message)), 1000);
+</script></body></html>
+"""
