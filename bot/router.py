@@ -191,18 +191,18 @@ class _Turn:
             return
         if await self.in_step(text):
             return
+        found = find_dossier_codes(text)
+        if not found and await self.answer_question(text):
+            return
         number = option_number(text)
         if number is not None and 1 <= number <= len(MENU):
             await self.command(Command(MENU[number - 1]))
             return
-        found = find_dossier_codes(text)
         intent = match_intent(text)
         if found:
             code = found[0].code
             then = "report" if intent == "report" else "rate" if intent == "rate" else "lookup"
             await self.about(code, then)
-            return
-        if intent in ("received", "not_received", "rate") and await self.answer_question(text):
             return
         if intent is not None:
             await self.command(Command(intent))

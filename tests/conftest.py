@@ -20,10 +20,12 @@ from gateway.delivery.queues import queue_names
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.storage import migrate
+from gateway.storage.tables import metadata
 from tests.helpers import SOURCES, Gateway
 from tests.services import postgres_url, redis_url
 
-TABLES = ("events", "dossiers", "consultations", "flags", "notices")
+# Every table of the schema: a PostgreSQL test starts from an empty database.
+TABLES = tuple(table.name for table in metadata.sorted_tables)
 
 
 @pytest.fixture(scope="session")

@@ -197,6 +197,7 @@ class ChatServices:
             calendar=self.calendar,
             answer_working_days=self.s.chat.report_answer_working_days,
             now=self.clock(),
+            acknowledge=False,  # the bot's answer tells the number and the date
         )
         report, notice_ids = created
         self._enqueue(notice_ids)

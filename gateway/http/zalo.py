@@ -49,21 +49,25 @@ class ChatWaker:
         )
         self._users: set[str] = set()
         self._receipts = False
-        self._flushing: asyncio.Task[None] | None = None
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def wake(self, user_id: str | None) -> None:
         if user_id is None:
             self._receipts = True
         else:
             self._users.add(user_id)
-        if self._flushing is None:
-            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+        if not self._scheduled:
+            self._scheduled = True
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _flush(self) -> None:
         await asyncio.sleep(self.GATHER_SECONDS)
         users, self._users = sorted(self._users), set()
         receipts, self._receipts = self._receipts, False
-        self._flushing = None
+        self._scheduled = False
         await asyncio.to_thread(self._enqueue, users, receipts)
 
     def _enqueue(self, users: list[str], receipts: bool) -> None:
@@ -76,8 +80,7 @@ class ChatWaker:
             log.warning("chat queue unavailable; the relay will wake", extra={"error": str(exc)})
 
     async def close(self) -> None:
-        if self._flushing is not None:
-            await asyncio.gather(self._flushing, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._redis.close()
 
 

@@ -118,13 +118,15 @@ async def create_report(
     answer_working_days: int,
     now: datetime,
     actor: str = "citizen",
+    acknowledge: bool = True,
 ) -> tuple[ReportRow, list[str]]:
     """Record a new ``open`` report about a known dossier and the notice acknowledging it.
 
     The report is attributed to the dossier's agency and to the officer who closed it; the
     citizen is promised an answer ``answer_working_days`` working days from ``now``.
     Returns the report and the ids of notices to enqueue. Raises :class:`NotFound` if the
-    dossier is unknown (nothing is written then).
+    dossier is unknown (nothing is written then). Without ``acknowledge`` no notice is
+    made: the chatbot opened the report and already told the citizen its number.
     """
     expected_at = calendar.add_working_days(now, answer_working_days)
     async with engine.begin() as conn:
@@ -170,7 +172,9 @@ async def create_report(
         )
         report = ReportRow(id=report_id, number=number, **values)
         transition_id = await _insert_transition(conn, report_id, None, "open", None, actor, now)
-        notice_id = await _insert_notice(conn, report, transition_id, None, now)
+        notice_id = None
+        if acknowledge:
+            notice_id = await _insert_notice(conn, report, transition_id, None, now)
     return report, [notice_id] if notice_id else []
 
 
@@ -334,15 +338,17 @@ async def get_report(reader: AsyncEngine, report_id: int) -> ReportDetail | None
                 .order_by(chat_messages.c.id)
             )
         ]
-        keys = [notice_dedupe_key(report_id, t.id) for t in steps]
-        sent = [
-            dict(n._mapping)
-            for n in await conn.execute(
-                sa.select(notices)
-                .where(notices.c.dedupe_key.in_(keys))
-                .order_by(notices.c.created_at, notices.c.id)
-            )
-        ]
+        # In the order of the transitions: two moves in the same second are common.
+        order = {notice_dedupe_key(report_id, t.id): i for i, t in enumerate(steps)}
+        sent = sorted(
+            (
+                dict(n._mapping)
+                for n in await conn.execute(
+                    sa.select(notices).where(notices.c.dedupe_key.in_(list(order)))
+                )
+            ),
+            key=lambda n: order[n["dedupe_key"]],
+        )
         dossier = await _dossier(conn, report.dossier_code) if report.dossier_code else None
     return ReportDetail(report, steps, dossier, messages, sent)
 

@@ -1,0 +1,180 @@
+"""The whole OA conversation, driven through signed webhooks from the fake Zalo and read
+back from the messages the fake received: a real gateway, a real worker process."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from gateway.storage.tables import chat_messages, handoffs, ratings, reports, zalo_users
+from tests.chat.conftest import (
+    CODE,
+    OWNER_PHONE,
+    STRANGER_PHONE,
+    ChatRig,
+    buttons,
+    text_of,
+    texts,
+)
+from tests.helpers import event
+
+MENU = ["#lookup", "#report", "#subscribe", "#rate", "#human"]
+
+
+async def test_welcome_lookup_with_proof_subscription_report_and_handoff(chat: ChatRig) -> None:
+    user = chat.citizen("Nguyễn Văn An", OWNER_PHONE)
+
+    welcome, menu = await chat.follow(user)
+    assert "Xin chào" in text_of(welcome)
+    assert buttons(menu) == MENU
+    assert "1. Tra cứu hồ sơ" in text_of(menu)  # the numbered fallback
+
+    (menu,) = await chat.say(user, "alo alo")
+    assert "chưa hiểu" in text_of(menu)
+    assert buttons(menu) == MENU
+
+    # A code typed with slips, no diacritics: nothing is shown before the proof.
+    ask, card = await chat.say(user, "tra cuu ho so 000.00.12.h19 240401 0001 giup toi", replies=2)
+    assert CODE in text_of(ask)
+    assert "4 chữ số cuối" in text_of(ask)
+    assert text_of(card) == "[share phone]"
+    assert "Sở Xây dựng" not in " ".join(texts([ask, card]))
+
+    (wrong,) = await chat.say(user, "1111")
+    assert "còn 4 lần" in text_of(wrong)
+    assert "Sở Xây dựng" not in text_of(wrong)
+
+    (answer,) = await chat.say(user, "5678")
+    body = text_of(answer)
+    for fact in ("Cấp giấy phép xây dựng", "Sở Xây dựng", "đã tiếp nhận", "12/04/2024"):
+        assert fact in body, body
+    assert f"#report_false {CODE}" in buttons(answer)
+    assert "#subscribe" in buttons(answer)
+
+    # Subscribing needs the phone shared through Zalo, not typed digits.
+    ask, card = await chat.click(user, "#subscribe", replies=2)
+    assert text_of(card) == "[share phone]"
+    (done,) = await chat.share(user)
+    assert "…678" in text_of(done)
+    (row,) = await chat.rows(sa.select(zalo_users).where(zalo_users.c.user_id == user.user_id))
+    assert row.phone_e164 == OWNER_PHONE
+    assert row.subscribed_at is not None
+    assert row.follows
+
+    # A false-closure report from the lookup answer's button.
+    (describe,) = await chat.click(user, f"#report_false {CODE}")
+    assert "mô tả" in text_of(describe)
+    (opened,) = await chat.say(user, "Tôi đến quầy 5 nhưng cán bộ nói chưa có kết quả")
+    (report,) = await chat.rows(sa.select(reports))
+    assert report.number in text_of(opened)
+    assert report.kind == "false_closure"
+    assert report.source == "zalo"
+    assert report.dossier_code == CODE
+    assert report.description == "Tôi đến quầy 5 nhưng cán bộ nói chưa có kết quả"
+    assert report.zalo_user_id == user.user_id
+    stored = await chat.rows(
+        sa.select(chat_messages.c.text).where(
+            chat_messages.c.report_id == report.id, chat_messages.c.direction == "in"
+        )
+    )
+    assert [r.text for r in stored] == ["Tôi đến quầy 5 nhưng cán bộ nói chưa có kết quả"]
+
+    # Talk to a person: the bot steps aside until the citizen ends the conversation.
+    (opened,) = await chat.click(user, "#human")
+    assert "cán bộ" in text_of(opened)
+    before = len(chat.zalo.messages_for(user.user_id))
+    assert await chat.zalo.send_text(user.user_id, "Cho tôi hỏi bao giờ có kết quả?") == 200
+    forwarded = await _wait_rows(
+        chat,
+        sa.select(chat_messages).where(
+            chat_messages.c.text == "Cho tôi hỏi bao giờ có kết quả?",
+            chat_messages.c.handled_at.is_not(None),
+        ),
+    )
+    assert forwarded[0].handoff_id is not None
+    await asyncio.sleep(0.2)
+    assert len(chat.zalo.messages_for(user.user_id)) == before  # the bot stayed silent
+    (closed, menu) = await chat.say(user, "ket thuc", replies=2)
+    assert "kết thúc" in text_of(closed)
+    (handoff,) = await chat.rows(sa.select(handoffs))
+    assert handoff.status == "closed"
+
+
+async def test_wrong_proofs_lock_lookups_for_the_user(chat: ChatRig) -> None:
+    user = chat.citizen("Lê Thị Cúc", STRANGER_PHONE, follows=True)
+    await chat.say(user, CODE, replies=2)
+    for left in (4, 3, 2, 1):
+        (wrong,) = await chat.say(user, "0000")
+        assert f"còn {left} lần" in text_of(wrong)
+    (locked,) = await chat.say(user, "0000")
+    assert "tạm khóa" in text_of(locked)
+    # Even the right digits are refused now, and the dossier is never shown.
+    (still,) = await chat.say(user, CODE)
+    assert "tạm khóa" in text_of(still)
+    (still,) = await chat.say(user, "5678")
+    assert "Sở Xây dựng" not in text_of(still)
+    everything = " ".join(texts(chat.zalo.messages_for(user.user_id)))
+    assert "Sở Xây dựng" not in everything
+    assert "Cấp giấy phép" not in everything
+
+
+async def test_result_check_not_received_opens_a_report_and_rating_is_stored(
+    chat: ChatRig,
+) -> None:
+    user = chat.citizen("Nguyễn Văn An", OWNER_PHONE)
+    await chat.follow(user)
+    await chat.click(user, "#subscribe", replies=2)
+    await chat.share(user)
+
+    # The dossier is closed; the invitation goes by OA to the subscribed citizen.
+    status, answer, _ = await chat.gateway.post(event("dossier.finished", at=_days_ago(10)))
+    assert status == 202, answer
+    (invitation,) = (await chat.zalo.wait_for_messages(user.user_id, 6, within=10))[-1:]
+    assert "Trung tâm Hành chính công" in text_of(invitation)
+    assert invitation.channel == "oa"
+
+    # Working days later (the finish was 10 days ago) the sweep asks whether the result was received.
+    await chat.run_job("sweep_deadlines")
+    messages = await chat.zalo.wait_for_messages(user.user_id, 7, within=10)
+    check = messages[-1]
+    assert buttons(check) == [f"#received {CODE}", f"#not_received {CODE}"]
+
+    (opened,) = await chat.say(user, "chua nhan")  # typed, no diacritics, no code
+    (report,) = await chat.rows(sa.select(reports))
+    assert report.source == "result_check"
+    assert report.kind == "false_closure"
+    assert report.number in text_of(opened)
+
+    # Delivered: a rating request, answered with a typed number and a comment.
+    status, answer, _ = await chat.gateway.post(event("dossier.delivered", at=_days_ago(1)))
+    assert status == 202, answer
+    count = len(chat.zalo.messages_for(user.user_id))
+    await chat.run_job("sweep_deadlines")
+    messages = await chat.zalo.wait_for_messages(user.user_id, count + 1, within=10)
+    request = messages[-1]
+    assert f"#rate {CODE} 5" in buttons(request), texts(messages[-3:])
+    (thanks,) = await chat.say(user, "4")
+    assert "4/5" in text_of(thanks)
+    (done,) = await chat.say(user, "Cán bộ nhiệt tình")
+    (rating,) = await chat.rows(sa.select(ratings))
+    assert (rating.score, rating.comment, rating.agency_code) == (
+        4,
+        "Cán bộ nhiệt tình",
+        "000.00.12.H19",
+    )
+
+
+async def _wait_rows(chat: ChatRig, query: sa.Select[tuple[object, ...]]) -> list[object]:
+    for _ in range(100):
+        rows = await chat.rows(query)
+        if rows:
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError("no row")
+
+
+def _days_ago(days: int) -> str:
+    """A moment ``days`` ago: follow-ups only look at the last 30 days."""
+    return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0).isoformat()
