@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.settings import Settings
 from gateway.storage import migrate
@@ -51,8 +53,17 @@ def _message(exc: GatewayError) -> str:
     return exc.detail
 
 
+def _first_line(exc: BaseException) -> str:
+    # SQLAlchemy appends the statement and a link on further lines.
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
-    current = await migrate.current_revision(settings.database_url)
+    try:
+        current = await migrate.current_revision(settings.database_url)
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"{_PROG}: cannot reach the database: {_first_line(exc)}", file=err)
+        return 1
     if current != migrate.head_revision():
         print(f"{_PROG}: the database is not up to date; run `tthc migrate` first", file=err)
         return 2
@@ -77,6 +88,9 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
             print(f"{_PROG}: {user.username} is disabled", file=err)
     except GatewayError as exc:
         print(f"{_PROG}: {_message(exc)}", file=err)
+        return 1
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"{_PROG}: the database failed: {_first_line(exc)}", file=err)
         return 1
     finally:
         await db.close()

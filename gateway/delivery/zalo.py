@@ -108,11 +108,11 @@ class ZaloChannels:
                         }
                     )
                     continue
-                failed = frozenset(
-                    channel
+                failed = {
+                    channel: f"failed before ({before.error or before.error_code or 'no detail'})"
                     for before, channel in ((oa_before, "oa"), (zns_before, "zns"))
                     if before is not None and before.state == "failed"
-                )
+                }
                 plan = self._plan(notice, contacts, failed)
                 routed = Routed(notice, plan)
                 if zns_before is not None and zns_before.state == "sending":
@@ -151,7 +151,7 @@ class ZaloChannels:
         return ZaloOutcome(for_sms, retry)
 
     def _plan(
-        self, notice: ClaimedNotice, contacts: dict[str, ZaloContact], failed: frozenset[str]
+        self, notice: ClaimedNotice, contacts: dict[str, ZaloContact], failed: dict[str, str]
     ) -> Plan:
         zalo = self.settings.zalo
         contact = contacts.get(notice.zalo_user_id or "") or contacts.get(notice.phone_e164 or "")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any, Final, Literal, cast
 
 from gateway.domain.codes import parse_dossier_code
@@ -72,6 +72,8 @@ NOTE_MAX: Final = 2000
 AGENCY_MAX: Final = 32
 LIST_LIMIT_DEFAULT: Final = 50
 LIST_LIMIT_MAX: Final = 200
+# Ids are 64-bit in the database: a larger cursor is a client error, not a database one.
+ID_MAX: Final = 2**63 - 1
 
 _NEXT: Final[Mapping[str, frozenset[str]]] = {
     "open": frozenset({"in_progress", "resolved", "rejected"}),
@@ -292,7 +294,7 @@ def parse_report_query(query: Mapping[str, str], zone: tzinfo) -> ReportQuery:
         errors.append(FieldError("agency", f"must be at most {AGENCY_MAX} characters"))
     since = _since(query.get("since"), zone, errors)
     limit = _positive(query.get("limit"), "limit", errors, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX)
-    after = _positive(query.get("after"), "after", errors, None, None)
+    after = _positive(query.get("after"), "after", errors, None, ID_MAX)
     if errors:
         raise ValidationFailed(errors)
     assert limit is not None
@@ -320,13 +322,19 @@ def _since(raw: str | None, zone: tzinfo, errors: list[FieldError]) -> datetime 
     text = _DECODED_PLUS.sub(r"+\1", raw.strip())
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=zone)
-        moment = datetime.fromisoformat(text)
+            moment = datetime.combine(date.fromisoformat(text), time(0), tzinfo=zone)
+        else:
+            moment = datetime.fromisoformat(text)
     except ValueError:
         errors.append(FieldError("since", "must be a date (2026-03-01) or a date-time with offset"))
         return None
     if moment.tzinfo is None:
         errors.append(FieldError("since", "needs a UTC offset, e.g. 2026-03-01T00:00:00+07:00"))
+        return None
+    try:
+        moment.astimezone(UTC)  # what the database is given; year 1 or 9999 may not fit
+    except OverflowError:
+        errors.append(FieldError("since", "is out of range"))
         return None
     return moment
 

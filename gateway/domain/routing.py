@@ -9,6 +9,7 @@ is stored on the notice for staff to read.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,11 +54,12 @@ def plan_channels(
     phone_e164: str | None,
     contact: ZaloContact | None,
     zns_template: str | None,
-    failed: frozenset[str],
+    failed: Mapping[str, str],
     now: datetime,
     window_days: int,
 ) -> Plan:
-    """The channels to try for one notice now, leaving out the ones that ``failed`` before.
+    """The channels to try for one notice now, leaving out the ones that ``failed`` before
+    (``failed`` maps each to why, as the route should say it).
 
     Attempts that may have reached the citizen are the caller's business (a ZNS attempt
     is asked again with the same tracking id; an OA attempt is not repeated).
@@ -65,7 +67,7 @@ def plan_channels(
     skipped: list[str] = []
     steps: list[Step] = []
     if "oa" in failed:
-        skipped.append("oa: failed before")
+        skipped.append(f"oa: {failed['oa']}")
     elif contact is None:
         skipped.append("oa: no Zalo user linked to this number")
     elif not contact.wants_zalo:
@@ -81,7 +83,7 @@ def plan_channels(
         steps.append(Step("oa", f"follows the OA, last interaction {seen}"))
 
     if "zns" in failed:
-        skipped.append("zns: failed before")
+        skipped.append(f"zns: {failed['zns']}")
     elif zns_template is None:
         skipped.append(f"zns: no template configured for {kind}")
     elif phone_e164 is None:
@@ -92,7 +94,7 @@ def plan_channels(
     if kind in ZALO_ONLY_KINDS:
         skipped.append("sms: not sent by SMS (answered with Zalo buttons)")
     elif "sms" in failed:
-        skipped.append("sms: failed before")
+        skipped.append(f"sms: {failed['sms']}")
     elif phone_e164 is None:
         skipped.append("sms: no phone number")
     else:

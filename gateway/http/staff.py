@@ -259,7 +259,9 @@ async def _dispatch(request: web.Request, notice_ids: list[str]) -> None:
 @routes.get("/v1/reports")
 async def list_reports(request: web.Request) -> web.Response:
     user = await require_staff(request, *READERS)
-    query = workflow.parse_report_query(request.query, request.app[SETTINGS].tz)
+    # ?status=open&status=in_progress means the same as ?status=open,in_progress.
+    raw = dict(request.query) | {"status": ",".join(request.query.getall("status", []))}
+    query = workflow.parse_report_query(raw, request.app[SETTINGS].tz)
     async with _database():
         page = await report_store.list_reports(
             request.app[DATABASE].reader,

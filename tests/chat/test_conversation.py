@@ -135,7 +135,7 @@ async def test_result_check_not_received_opens_a_report_and_rating_is_stored(
     assert "Trung tâm Hành chính công" in text_of(invitation)
     assert invitation.channel == "oa"
 
-    # Working days later (the finish was 10 days ago) the sweep asks whether the result was received.
+    # Working days later (it was finished 10 days ago) the sweep asks about the result.
     await chat.run_job("sweep_deadlines")
     messages = await chat.zalo.wait_for_messages(user.user_id, 7, within=10)
     check = messages[-1]
@@ -158,6 +158,7 @@ async def test_result_check_not_received_opens_a_report_and_rating_is_stored(
     (thanks,) = await chat.say(user, "4")
     assert "4/5" in text_of(thanks)
     (done,) = await chat.say(user, "Cán bộ nhiệt tình")
+    assert "ghi nhận" in text_of(done)
     (rating,) = await chat.rows(sa.select(ratings))
     assert (rating.score, rating.comment, rating.agency_code) == (
         4,

@@ -208,7 +208,10 @@ def test_report_queries() -> None:
         ({"limit": "0"}, "limit", "between 1 and 200"),
         ({"limit": "201"}, "limit", "between 1 and 200"),
         ({"limit": "ten"}, "limit", "whole number"),
-        ({"after": "-1"}, "after", "1 or more"),
+        ({"after": "-1"}, "after", "between 1 and 9223372036854775807"),
+        ({"after": "9223372036854775808"}, "after", "between 1 and 9223372036854775807"),
+        ({"since": "0001-01-01"}, "since", "out of range"),
+        ({"since": "9999-12-31T23:00:00-10:00"}, "since", "out of range"),
     ],
 )
 def test_bad_report_queries_name_the_parameter(

@@ -380,6 +380,8 @@ async def test_reports_are_listed_filtered_and_paged(api: StaffApi) -> None:
 
     assert await ids(status="open") == [1, 4, 5]
     assert await ids(status="open,in_progress") == [1, 2, 4, 5]
+    repeated = await api.ok("GET", "/v1/reports?status=open&status=in_progress")
+    assert [r["id"] for r in repeated["reports"]] == [1, 2, 4, 5]
     assert await ids(agency="000.00.05.H19") == [2, 4]
     # Local dates: from midnight in Vietnam. Report 4 was made on Monday 27, 16:00.
     assert await ids(since="2026-04-27") == [4, 5]
@@ -398,6 +400,8 @@ async def test_reports_are_listed_filtered_and_paged(api: StaffApi) -> None:
         ("limit=0", "limit"),
         ("limit=1000", "limit"),
         ("after=x", "after"),
+        ("after=99999999999999999999", "after"),  # past the ids a database holds
+        ("since=0001-01-01", "since"),  # before any UTC moment a datetime holds
         ("since=yesterday", "since"),
         ("agency=" + "x" * 40, "agency"),
     ],
