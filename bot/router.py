@@ -357,6 +357,9 @@ class _Turn:
             if dossier is not None and self.owns(dossier):
                 await self.proceed(dossier, then)
             else:
+                log.warning(
+                    "dossier ownership not proven by the shared phone", extra={"user": self.user_id}
+                )
                 self.say("phone_mismatch", code=code)
             return
         if step == "share":

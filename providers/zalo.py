@@ -576,7 +576,7 @@ class ZaloClient:
                 extra={"phone": mask_phone(phone), "template": template_id, "code": exc.code},
             )
             if exc.code in _TEMPLATE_CODES:
-                await self._redis.delete(self._template_key(template_id))
+                await self._forget_template(template_id)
             raise
         quota = answer.get("quota")
         remaining = _opt_int(quota.get("remainingQuota")) if isinstance(quota, dict) else None
@@ -603,6 +603,14 @@ class ZaloClient:
 
     def _template_key(self, template_id: str) -> str:
         return f"{self._prefix}zalo:template:{template_id}"
+
+    async def _forget_template(self, template_id: str) -> None:
+        """Drop the cached template; Zalo's error, not a cache failure, is what the caller
+        must see (the cache expires within the hour anyway)."""
+        try:
+            await self._redis.delete(self._template_key(template_id))
+        except RedisError as exc:
+            log.warning("zns template cache not cleared", extra={"error": str(exc)})
 
     async def _call(
         self,

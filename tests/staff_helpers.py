@@ -28,6 +28,8 @@ STAFF_TABLES = (
     "chat_messages",
     "staff_users",
     "zalo_users",
+    "ratings",
+    "result_checks",
 )
 
 
@@ -147,7 +149,8 @@ def queued_jobs(settings: Settings) -> dict[str, list[tuple[str, Any]]]:
     try:
         return {
             name.removeprefix(settings.redis_key_prefix): [
-                (job.func_name, job.args) for job in Queue(name, connection=redis).get_jobs()
+                (str(job.func_name), tuple(job.args))
+                for job in Queue(name, connection=redis).get_jobs()
             ]
             for name in (*queue_names(settings), chat_queue_name(settings))
         }

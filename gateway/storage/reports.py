@@ -199,7 +199,7 @@ async def transition(
     async with engine.begin() as conn:
         row = (
             await conn.execute(
-                sa.select(reports_table).where(reports_table.c.id == report_id)
+                sa.select(reports_table).where(reports_table.c.id == report_id).with_for_update()
             )
         ).first()
         if row is None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
@@ -71,14 +71,16 @@ class Clock:
 
 @dataclasses.dataclass
 class StaffApi:
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     settings: Settings
     clock: Clock
     tokens: dict[str, str]
 
     @property
     def db(self) -> Database:
-        return self.client.app[DATABASE]
+        app = self.client.app
+        assert app is not None
+        return app[DATABASE]
 
     async def call(
         self,
@@ -115,7 +117,9 @@ class StaffApi:
 async def start(settings: Settings, aiohttp_client: Any) -> StaffApi:
     await empty_staff_tables(settings.database_url)
     clock = Clock(FRIDAY)
-    client: TestClient = await aiohttp_client(create_app(settings, clock=clock))
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(
+        create_app(settings, clock=clock)
+    )
     db = client.app[DATABASE]
     tokens = {
         username: await add_user(db.writer, username, f"Cán bộ {username}", role, FRIDAY)
