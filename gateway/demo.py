@@ -2,8 +2,11 @@
 
 Embedded SQLite, the local Redis (or a private redis-server when none answers), the
 HTTP service, local fakes of the eSMS and SpeedSMS APIs (each with a page listing the
-SMS it received), a delivery worker, and a simulated one-stop-shop posting signed events
-through the real API.
+SMS it received) and of the Zalo platform (OAuth, OA messages, ZNS, signed webhooks, and
+a chat page to talk to the OA as a citizen), a worker, and a simulated one-stop-shop
+posting signed events through the real API. A scripted citizen then follows the OA,
+looks up their dossier and reports a false closure, and the chat page's address is
+printed so anyone can do the same.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, TextIO
 import aiohttp
 from aiohttp import web
 
+from gateway.domain.phones import normalize_phone
 from gateway.http.app import create_app
 from gateway.localredis import PrivateRedis, free_port, reachable
 from gateway.settings import Settings
@@ -29,6 +33,8 @@ from gateway.signing import signed_headers
 from gateway.simulator import OneStopShop
 from gateway.storage import migrate
 from providers.fakes.sms import FakeSmsCentre, create_esms_app, create_speedsms_app
+from providers.fakes.zalo import create_app as create_zalo_app
+from providers.fakes.zalo_state import FakeUser, FakeZalo
 
 DEMO_SOURCE = "demo-onestop"
 
@@ -43,6 +49,7 @@ class Demo:
         self.runners: list[web.AppRunner] = []
         self.worker: subprocess.Popen[bytes] | None = None
         self.overrides: dict[str, str] = {}
+        self.zalo = FakeZalo(receipt_delay=1.0)
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -60,6 +67,8 @@ class Demo:
             self.say(f"· port {s.http_port} is busy; using {port}")
         sources = s.env.get("EVENT_SOURCES") or f"{DEMO_SOURCE}:{secrets.token_hex(16)}"
         self.esms_port, self.speedsms_port = free_port(), free_port()
+        self.zalo_port = free_port()
+        zalo_base = f"http://127.0.0.1:{self.zalo_port}"
         base = f"http://{s.http_host}:{port}"
         self.overrides = {
             "DATABASE_URL": s.database_url,
@@ -76,6 +85,15 @@ class Demo:
             "SPEEDSMS_TOKEN": "demo-token",
             "SPEEDSMS_SENDER": "TTHC-DEMO",
             "SMS_WEBHOOK_SECRET": secrets.token_hex(12),
+            "ZALO_APP_ID": self.zalo.app_id,
+            "ZALO_APP_SECRET": self.zalo.app_secret,
+            "ZALO_OA_SECRET_KEY": self.zalo.oa_secret_key,
+            "ZALO_REFRESH_TOKEN": next(iter(self.zalo.refresh_tokens)),
+            "ZALO_OAUTH_BASE_URL": zalo_base,
+            "ZALO_OA_BASE_URL": zalo_base,
+            "ZALO_ZNS_BASE_URL": zalo_base,
+            # The fake knows template 250001 (an invitation to collect the result).
+            "ZNS_TEMPLATE_INVITATION": "250001",
             # At night every notice would (rightly) wait for the morning: not for a demo.
             "QUIET_HOURS": "",
             "LOG_LEVEL": "WARNING",
@@ -94,13 +112,15 @@ class Demo:
                 create_speedsms_app(FakeSmsCentre(receipt_delay=1.0, callback_url=receipts)),
                 self.speedsms_port,
             ),
+            (create_zalo_app(self.zalo), self.zalo_port),
             (create_app(settings), settings.http_port),
         )
+        self.zalo.webhook_url = f"{base}/webhooks/zalo"
         for app, port in fakes:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(
-                runner, "127.0.0.1" if app is not fakes[2][0] else settings.http_host, port
+                runner, "127.0.0.1" if app is not fakes[-1][0] else settings.http_host, port
             ).start()
             self.runners.append(runner)
         self.worker = self._start_worker()
@@ -108,6 +128,9 @@ class Demo:
         self.say(f"· watch the SMS arrive at the fake eSMS:  http://127.0.0.1:{self.esms_port}/")
         self.say(
             f"  (the fake SpeedSMS, used when eSMS fails: http://127.0.0.1:{self.speedsms_port}/)"
+        )
+        self.say(
+            f"· chat with the OA as a citizen on the fake Zalo: http://127.0.0.1:{self.zalo_port}/"
         )
         return base
 
@@ -149,13 +172,13 @@ async def _post(
 
 async def _post_stories(
     demo: Demo, base: str, source: str, secret: str, dossiers: int, delay: float
-) -> list[str]:
+) -> list[dict[str, Any]]:
     shop = OneStopShop.starting_now()
-    codes: list[str] = []
+    posted: list[dict[str, Any]] = []
     async with aiohttp.ClientSession(base) as session:
         for _ in range(dossiers):
             dossier = shop.dossier()
-            codes.append(dossier["code"])
+            posted.append(dossier)
             for posting in shop.story(dossier):
                 status, answer = await _post(session, source, secret, posting.body)
                 fresh = [n["kind"] for n in answer.get("notices", []) if not n.get("duplicate")]
@@ -168,7 +191,63 @@ async def _post_stories(
                 if delay:
                     await asyncio.sleep(delay)
             shop.advance()
-    return codes
+    return posted
+
+
+# What the scripted citizen does: (what the terminal shows, the act).
+_CHAT_SCRIPT = (
+    ("follows the OA", "follow", ""),
+    ("types: {text}", "text", "Cho tôi tra cứu hồ sơ {code}"),
+    ("shares their Zalo phone number", "share", ""),
+    ("taps: Báo xong nhưng chưa có kết quả", "click", "#report_false {code}"),
+    ("types: {text}", "text", "Tôi đến quầy nhưng cán bộ nói chưa có kết quả."),
+)
+
+
+async def _chat_story(demo: Demo, dossiers: list[dict[str, Any]]) -> FakeUser | None:
+    """A citizen of a posted dossier talks to the OA; prints both sides."""
+    zalo = demo.zalo
+    owners = []
+    for dossier in dossiers:
+        phone = normalize_phone(dossier["applicant"]["phone"])
+        if phone.ok and phone.e164:
+            user = zalo.add_user(dossier["applicant"]["name"], phone.e164)
+            owners.append((user, dossier))
+    if not owners:
+        return None
+    user, dossier = owners[0]
+    demo.say(f"\nOn Zalo, {user.name} (owner of {dossier['code']}):")
+    for shown, act, argument in _CHAT_SCRIPT:
+        text = argument.format(code=dossier["code"])
+        demo.say(f"  👤 {shown.format(text=text)}")
+        before = len(zalo.messages_for(user.user_id))
+        if act == "follow":
+            await zalo.follow(user.user_id)
+        elif act == "share":
+            await zalo.share_info(user.user_id)
+        elif act == "click":
+            await zalo.click(user.user_id, text)
+        else:
+            await zalo.send_text(user.user_id, text)
+        for reply in await _replies(zalo, user.user_id, before):
+            demo.say("  🏛  " + reply.replace("\n", "\n     "))
+    return user
+
+
+async def _replies(zalo: FakeZalo, user_id: str, before: int, limit: float = 10) -> list[str]:
+    """The OA's answers to one act: wait for the first, then for a quiet moment."""
+    deadline = time.monotonic() + limit
+    seen = before
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        count = len(zalo.messages_for(user_id))
+        if count != seen:
+            seen, quiet_since = count, time.monotonic()
+        elif count > before and time.monotonic() - quiet_since > 0.4:
+            break
+        await asyncio.sleep(0.05)
+    bubbles = [item for item in zalo.thread(user_id) if item["from"] != "user"]
+    return [str(item["text"]) for item in bubbles[before:]]
 
 
 async def _wait_delivered(
@@ -195,7 +274,8 @@ async def run(demo: Demo, settings: Settings, *, dossiers: int, delay: float, st
     base = await demo.start(settings)
     source, secret = next(iter(settings.event_sources.items()))
     try:
-        codes = await _post_stories(demo, base, source, secret, dossiers, delay)
+        posted = await _post_stories(demo, base, source, secret, dossiers, delay)
+        codes = [d["code"] for d in posted]
         states = await _wait_delivered(base, source, secret, codes, limit=60)
         summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
         demo.say(f"\nNotices: {summary}")
@@ -204,6 +284,11 @@ async def run(demo: Demo, settings: Settings, *, dossiers: int, delay: float, st
             demo.say(
                 f"  tthc get /v1/dossiers/{code} --url {base} --source {source} --secret {secret}"
             )
+        user = await _chat_story(demo, posted)
+        if user is not None:
+            page = f"http://127.0.0.1:{demo.zalo_port}/"
+            demo.say(f"\nChat as {user.name} (or any demo citizen) on {page}")
+            demo.say("  hotline staff read and answer reports: GET /v1/reports (tthc user add …)")
         if stay:
             demo.say("\nEverything keeps running; Ctrl+C stops it.")
             with suppress(asyncio.CancelledError):

@@ -139,6 +139,12 @@ def test_demo_runs_without_any_redis_and_shows_dossiers(tmp_path: Path) -> None:
     assert states.get("delivered", 0) + states.get("no_recipient", 0) == created
     assert states.get("delivered", 0) > 0
     assert "watch the SMS arrive at the fake eSMS:  http://127.0.0.1:" in demo.stdout
+    # A scripted citizen follows the OA, proves ownership, sees the dossier and reports.
+    chat = demo.stdout.partition("On Zalo, ")[2]
+    assert "Xin chào ông/bà" in chat
+    assert "- Thủ tục: " in chat
+    assert re.search(r"Đã tiếp nhận phản ánh số PA-\d{4}-\d{6}", chat), chat
+    assert re.search(r"Chat as .+ on http://127\.0\.0\.1:\d+/", demo.stdout)
 
 
 def test_serve_with_two_workers_shares_the_port_and_stops_cleanly(

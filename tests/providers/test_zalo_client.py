@@ -330,6 +330,35 @@ async def test_a_template_changed_at_zalo_is_refused_there_then_looked_up_again(
     assert rig.endpoint_calls("zns") == ["ok"]
 
 
+async def test_a_template_error_is_raised_even_when_the_cache_cannot_be_cleared(
+    rig: Rig,
+) -> None:
+    await rig.client().template_info("250001")
+    rig.fake.templates["250001"].params[0]["maxLength"] = 5
+    # A real Redis user that may read and write our keys but not delete them.
+    username = f"test-zalo-{uuid.uuid4().hex}"
+    await rig.redis.acl_setuser(
+        username,
+        enabled=True,
+        nopass=True,
+        categories=["+@all"],
+        commands=["-del", "-unlink"],
+        keys=[f"{rig.prefix}*"],
+    )
+    no_delete = Redis.from_url(rig.redis_url, username=username, password="any")
+    try:
+        client = ZaloClient(
+            rig.settings(), rig.session, no_delete, key_prefix=rig.prefix, store=rig.store()
+        )
+        with pytest.raises(PermanentProviderError) as caught:
+            await client.send_zns(PHONE, "250001", DATA, "t1")
+    finally:
+        await no_delete.aclose()
+        await rig.redis.acl_deluser(username)
+
+    assert caught.value.code == "-1121"
+
+
 async def test_zns_status_is_delivered_after_the_receipt_and_pending_without(rig: Rig) -> None:
     client = rig.client()
     delivered = await client.send_zns(PHONE, "250002", DATA_SHORT, "s1")
@@ -430,14 +459,21 @@ async def test_nobody_listening_is_temporary_and_nothing_was_sent(rig: Rig) -> N
 # --- the token pair ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("channel", ["oa", "zns"])
+@pytest.mark.parametrize(
+    ("channel", "how"),
+    [("oa", "expired"), ("oa", "revoked"), ("zns", "expired"), ("zns", "revoked")],
+    ids=["oa-220", "oa-216", "zns-124-expired", "zns-124-invalid"],
+)
 async def test_a_rejected_token_is_refreshed_once_and_the_call_retried_once(
-    rig: Rig, channel: str
+    rig: Rig, channel: str, how: str
 ) -> None:
     client, user = rig.client(), follower(rig)
     await client.template_info("250001")
     old = await client.access_token()
-    rig.fake.set_mode("token_expired", count=1)
+    if how == "expired":
+        rig.fake.set_mode("token_expired", count=1)
+    else:  # Zalo no longer knows the token at all
+        del rig.fake.access_tokens[old]
 
     if channel == "oa":
         await client.send_oa(user.user_id, OaText("Xin chào"))
@@ -447,10 +483,8 @@ async def test_a_rejected_token_is_refreshed_once_and_the_call_retried_once(
     assert rig.fake.refresh_calls == 2  # the first-ever grant and this one
     new = await client.access_token()
     assert new != old
-    assert [(c.access_token, c.mode) for c in rig.fake.calls if c.endpoint == channel] == [
-        (old, "token_expired"),
-        (new, "ok"),
-    ]
+    calls = [c.access_token for c in rig.fake.calls if c.endpoint == channel]
+    assert calls == [old, new]
     assert len(rig.fake.sent) == 1
 
 
@@ -465,6 +499,17 @@ async def test_a_token_rejected_again_after_the_refresh_is_raised(rig: Rig) -> N
     assert caught.value.code == "-220"
     assert rig.fake.refresh_calls == 2  # refresh once ...
     assert rig.endpoint_calls("oa") == ["token_expired"] * 2  # ... retry once
+
+
+async def test_a_cold_start_with_concurrent_sends_redeems_the_refresh_token_once(
+    rig: Rig,
+) -> None:
+    client, user = rig.client(), follower(rig)
+
+    await asyncio.gather(*(client.send_oa(user.user_id, OaText(f"{n}")) for n in range(8)))
+
+    assert (rig.fake.refresh_calls, rig.fake.refresh_refused) == (1, 0)
+    assert len(rig.fake.sent) == 8
 
 
 async def test_token_expiry_mid_run_refreshes_exactly_once_and_the_run_continues(
