@@ -11,4 +11,5 @@ async def handler(request: web.Request) -> web.Response:
 
 app = web.Application()
 app.router.add_get("/", handler)
+app.router.add_post("/", handler)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)

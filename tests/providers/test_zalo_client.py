@@ -18,6 +18,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from gateway.errors import (
     FieldError,
     OutsideWindow,
     PermanentProviderError,
+    ProviderError,
     RateLimited,
     TemporaryProviderError,
     TokenRefreshFailed,
@@ -60,6 +62,7 @@ DATA = {
     "dossier_code": "000.00.12.H19-240401-0001",
     "pickup": "Bộ phận một cửa, 12 Lê Lợi",
 }
+DATA_SHORT = {"customer_name": "An", "dossier_code": "H19-1"}  # template 250002
 LIFETIME = 90_000
 
 
@@ -128,9 +131,11 @@ class Rig:
         return [call.mode for call in self.fake.calls if call.endpoint == endpoint]
 
 
+@asynccontextmanager
 async def make_rig(
     aiohttp_server: AiohttpServer, redis_url: str, fake: FakeZalo
 ) -> AsyncIterator[Rig]:
+    """The fake on loopback, a session, and Redis under a private prefix deleted after."""
     server = await aiohttp_server(create_app(fake))
     redis = Redis.from_url(redis_url)
     prefix = f"test:zalo:{uuid.uuid4().hex}:"
@@ -148,7 +153,7 @@ async def make_rig(
 @pytest.fixture
 async def rig(aiohttp_server: AiohttpServer, redis_server: str) -> AsyncIterator[Rig]:
     fake = FakeZalo(timeout_delay=0.8, slow_delay=0.2, receipt_delay=0.0)
-    async for made in make_rig(aiohttp_server, redis_server, fake):
+    async with make_rig(aiohttp_server, redis_server, fake) as made:
         yield made
 
 
@@ -250,9 +255,6 @@ async def test_zns_development_mode_is_sent_as_such(rig: Rig) -> None:
     await rig.client(zns_development=True).send_zns(PHONE, "250002", DATA_SHORT, "dev1")
 
     assert rig.fake.sent[0].body["mode"] == "development"
-
-
-DATA_SHORT = {"customer_name": "An", "dossier_code": "H19-1"}
 
 
 @pytest.mark.parametrize(
@@ -385,7 +387,7 @@ async def test_zns_status_is_delivered_after_the_receipt_and_pending_without(rig
     ],
 )
 async def test_zalo_errors_map_to_our_exception_types(
-    rig: Rig, mode: str, channel: str, error: type[Exception], code: str
+    rig: Rig, mode: str, channel: str, error: type[ProviderError], code: str
 ) -> None:
     client, user = rig.client(), follower(rig)
     await client.template_info("250001")  # so the mode meets the send itself
@@ -398,7 +400,7 @@ async def test_zalo_errors_map_to_our_exception_types(
             await client.send_zns(PHONE, "250001", DATA, "e1")
 
     assert type(caught.value) is error  # not a subclass standing in for it
-    assert caught.value.code == code  # type: ignore[attr-defined]
+    assert caught.value.code == code
     assert rig.fake.sent == []
     assert rig.fake.refresh_calls == 1  # only the first-ever grant: no refresh on these
 
@@ -516,7 +518,7 @@ async def test_token_expiry_mid_run_refreshes_exactly_once_and_the_run_continues
     aiohttp_server: AiohttpServer, redis_server: str
 ) -> None:
     clock = Clock()
-    async for rig in make_rig(aiohttp_server, redis_server, FakeZalo(clock=clock)):
+    async with make_rig(aiohttp_server, redis_server, FakeZalo(clock=clock)) as rig:
         client, user = rig.client(clock=clock), follower(rig)
         for n in range(3):
             await client.send_oa(user.user_id, OaText(f"trước {n}"))
@@ -542,7 +544,7 @@ async def test_zalo_expiring_a_token_early_costs_one_refresh_for_many_concurrent
     aiohttp_server: AiohttpServer, redis_server: str
 ) -> None:
     zalo_clock = Clock()
-    async for rig in make_rig(aiohttp_server, redis_server, FakeZalo(clock=zalo_clock)):
+    async with make_rig(aiohttp_server, redis_server, FakeZalo(clock=zalo_clock)) as rig:
         client, user = rig.client(), follower(rig)  # the client keeps the real time
         before = await client.access_token()
         zalo_clock.now += LIFETIME + 1
@@ -759,7 +761,7 @@ async def racing_rig(aiohttp_server: AiohttpServer, redis_server: str) -> AsyncI
     # one's refresh is in flight. A random app id keeps database rows apart.
     fake = FakeZalo(app_id=str(uuid.uuid4().int)[:19])
     fake.refresh_delay = 0.4
-    async for made in make_rig(aiohttp_server, redis_server, fake):
+    async with make_rig(aiohttp_server, redis_server, fake) as made:
         yield made
 
 
