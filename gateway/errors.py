@@ -86,6 +86,15 @@ class ValidationFailed(InputError):
 class AuthenticationFailed(GatewayError):
     """The request could not be tied to a known, trusted caller."""
 
+    # The ``WWW-Authenticate`` challenge of the 401: signed requests by default.
+    challenge = 'HMAC-SHA256 realm="tthc-gateway"'
+
+
+class BearerTokenRefused(AuthenticationFailed):
+    """A staff API request without a valid personal token."""
+
+    challenge = 'Bearer realm="tthc-gateway"'
+
 
 class PermissionDenied(GatewayError):
     """The caller is known but its role does not allow this."""

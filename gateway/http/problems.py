@@ -64,8 +64,8 @@ def problem_response(error: GatewayError, instance: str) -> web.Response:
     response = web.json_response(body, status=status, content_type=PROBLEM_TYPE)
     if isinstance(error, StorageUnavailable):
         response.headers["Retry-After"] = str(error.retry_after_seconds)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'HMAC-SHA256 realm="tthc-gateway"'
+    if isinstance(error, AuthenticationFailed):
+        response.headers["WWW-Authenticate"] = error.challenge
     return response
 
 

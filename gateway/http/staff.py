@@ -27,7 +27,7 @@ from gateway.delivery.queues import enqueue
 from gateway.domain import reports as workflow
 from gateway.domain.phones import mask_phone, mask_phones_in_text
 from gateway.errors import (
-    AuthenticationFailed,
+    BearerTokenRefused,
     FieldError,
     MalformedInput,
     NotFound,
@@ -59,11 +59,11 @@ async def require_staff(request: web.Request, *roles: str) -> StaffUser:
     """
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationFailed("send your staff API token: Authorization: Bearer <token>")
+        raise BearerTokenRefused("send your staff API token: Authorization: Bearer <token>")
     async with _database():
         user = await authenticate(request.app[DATABASE].reader, token.strip())
     if user is None:
-        raise AuthenticationFailed("the token is unknown or its user is disabled")
+        raise BearerTokenRefused("the token is unknown or its user is disabled")
     if user.role not in roles:
         raise PermissionDenied(
             f"the {user.role} role may not do this; it needs {' or '.join(roles)}"

@@ -201,6 +201,7 @@ async def test_every_endpoint_refuses_a_missing_bad_or_disabled_token(api: Staff
             response, answer = await api.call(method, path, user=None, headers=headers, body=body)
             assert response.status == 401, (method, path, headers, answer)
             assert_problem(response, answer, 401, path)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer ")
     assert await api.state() == before
     # The same calls with a good token go through (a lower-case scheme is fine too).
     for method, path, body in ENDPOINTS:
