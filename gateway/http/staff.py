@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -28,6 +28,7 @@ from gateway.domain import reports as workflow
 from gateway.domain.phones import mask_phone, mask_phones_in_text
 from gateway.errors import (
     BearerTokenRefused,
+    Conflict,
     FieldError,
     MalformedInput,
     NotFound,
@@ -36,7 +37,7 @@ from gateway.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from gateway.http.keys import CALENDAR, CLOCK, DATABASE, SETTINGS
+from gateway.http.keys import CALENDAR, CLOCK, DATABASE, SETTINGS, TEXTS
 from gateway.settings import Settings
 from gateway.storage import handoffs as handoff_store
 from gateway.storage import reports as report_store
@@ -400,9 +401,23 @@ async def reply_to_handoff(request: web.Request) -> web.Response:
 @routes.post(f"/v1/handoffs/{_ID}/close")
 async def close_handoff(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
+    engine = request.app[DATABASE].writer
+    handoff_id = int(request.match_info["id"])
+    farewell = request.app[TEXTS].render(
+        "bot/handoff_closed.txt.j2", hotline=request.app[SETTINGS].chat.hotline
+    )
+    message_id: int | None = None
     async with _database():
-        handoff = await handoff_store.close_handoff(
-            request.app[DATABASE].writer, int(request.match_info["id"]), _now(request)
-        )
+        # The citizen is told the officer left, so they know the bot answers again.
+        with suppress(Conflict):
+            message_id = await handoff_store.add_reply(
+                engine, handoff_id, user.id, farewell, _now(request)
+            )
+        handoff = await handoff_store.close_handoff(engine, handoff_id, _now(request))
+    if message_id is not None:
+        try:
+            await asyncio.to_thread(_enqueue_reply, request.app[SETTINGS], message_id)
+        except RedisError as exc:  # closed anyway; the farewell is only a courtesy
+            log.warning("handoff farewell not enqueued", extra={"error": str(exc)})
     log.info("handoff closed", extra={"handoff": handoff.id, "staff": user.id})
     return _json(_view(request, user).handoff(handoff))

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.http.app import create_app
 from gateway.settings import Settings
+from gateway.storage import staff as staff_store
 from gateway.storage.db import create_engine
 from providers.fakes.sms import FakeSmsCentre, create_esms_app, create_speedsms_app
 from providers.fakes.zalo import create_app as create_zalo_app
@@ -131,6 +133,16 @@ class ChatRig:
         await self.zalo.wait_for_messages(user.user_id, before + replies, within=10)
         await asyncio.sleep(0.05)  # anything beyond the expected replies would show up here
         return self.zalo.messages_for(user.user_id)[before:]
+
+    async def staff_token(self, username: str = "hoa") -> str:
+        """A hotline officer's API token."""
+        engine = create_engine(self.settings.database_url)
+        try:
+            return await staff_store.add_user(
+                engine, username, "Phạm Thị Hoa", "hotline", datetime.now(UTC)
+            )
+        finally:
+            await engine.dispose()
 
     async def rows(self, query: sa.Select[Any]) -> list[Any]:
         engine = create_engine(self.settings.database_url)

@@ -96,10 +96,41 @@ async def test_welcome_lookup_with_proof_subscription_report_and_handoff(chat: C
     assert forwarded[0].handoff_id is not None
     await asyncio.sleep(0.2)
     assert len(chat.zalo.messages_for(user.user_id)) == before  # the bot stayed silent
+    # A hotline officer answers through the staff API; the answer goes out by OA.
+    token = await chat.staff_token()
+    handoff_id = forwarded[0].handoff_id
+    response = await chat.gateway.client.post(
+        f"/v1/handoffs/{handoff_id}/replies",
+        json={"text": "Chào anh, hồ sơ của anh sẽ có kết quả trong tuần này."},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status == 202, await response.text()
+    (answer,) = (await chat.zalo.wait_for_messages(user.user_id, before + 1, within=10))[-1:]
+    assert text_of(answer) == "Chào anh, hồ sơ của anh sẽ có kết quả trong tuần này."
     (closed, menu) = await chat.say(user, "ket thuc", replies=2)
     assert "kết thúc" in text_of(closed)
+    assert buttons(menu) == MENU
     (handoff,) = await chat.rows(sa.select(handoffs))
     assert handoff.status == "closed"
+    # With the officer gone, the bot answers again.
+    (menu,) = await chat.say(user, "menu")
+    assert buttons(menu) == MENU
+
+
+async def test_an_officer_closing_the_conversation_tells_the_citizen(chat: ChatRig) -> None:
+    user = chat.citizen("Nguyễn Văn An", OWNER_PHONE, follows=True)
+    (opened,) = await chat.click(user, "#human")
+    assert "cán bộ" in text_of(opened)
+    (handoff,) = await chat.rows(sa.select(handoffs))
+    token = await chat.staff_token()
+    response = await chat.gateway.client.post(
+        f"/v1/handoffs/{handoff.id}/close", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status == 200, await response.text()
+    (farewell,) = (await chat.zalo.wait_for_messages(user.user_id, 2, within=10))[-1:]
+    assert "kết thúc" in text_of(farewell)
+    (menu,) = await chat.say(user, "xin chao")
+    assert buttons(menu) == MENU
 
 
 async def test_wrong_proofs_lock_lookups_for_the_user(chat: ChatRig) -> None:

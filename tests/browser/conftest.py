@@ -1,0 +1,86 @@
+"""A real Chromium for page tests: Debian's ``/usr/bin/chromium`` driven by Playwright.
+
+Playwright's sync API runs on a thread of its own, so one browser serves the whole
+session while each test keeps its own event loop for the servers it starts. Without
+Chromium (``make test`` installs it where apt-get can) the browser tests are skipped,
+saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+# The chat rig's fixtures, for pages that need the gateway and a worker behind them.
+from tests.chat.conftest import chat, chat_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+T = TypeVar("T")
+
+__all__ = ["CHROMIUM", "BrowserThread", "browser", "chat", "chat_settings"]
+
+
+class BrowserThread:
+    """One headless Chromium, owned by one thread; tests hand it functions to run."""
+
+    def __init__(self, executable: Path) -> None:
+        self._executable = executable
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playwright")
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+
+    def start(self) -> None:
+        self._thread.submit(self._launch).result(timeout=60)
+
+    def _launch(self) -> None:
+        self._playwright = sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(
+            executable_path=str(self._executable), args=CHROMIUM_ARGS, headless=True
+        )
+
+    async def run(self, script: Callable[[Browser], T]) -> T:
+        """Run ``script(browser)`` on the browser's thread; the caller's loop keeps serving."""
+        assert self._browser is not None, "the browser was not started"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, script, self._browser)
+
+    def close(self) -> None:
+        def stop() -> None:
+            if self._browser is not None:
+                self._browser.close()
+            if self._playwright is not None:
+                self._playwright.stop()
+
+        try:
+            self._thread.submit(stop).result(timeout=30)
+        finally:
+            self._thread.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[BrowserThread]:
+    """A headless system Chromium for the session, or a skip that says what is missing."""
+    executable = CHROMIUM if CHROMIUM.exists() else None
+    if executable is None:
+        found = shutil.which("chromium")
+        executable = Path(found) if found else None
+    if executable is None:
+        pytest.skip(
+            f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium; "
+            "`make test` does it where apt-get is available)"
+        )
+    thread = BrowserThread(executable)
+    try:
+        thread.start()
+        yield thread
+    finally:
+        thread.close()
