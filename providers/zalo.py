@@ -439,7 +439,19 @@ class ZaloClient:
             raise
 
     async def _refresh(self, stale: str | None) -> TokenPair:
-        """Single-flight refresh; ``stale`` is the access token that is no longer good."""
+        """Single-flight refresh; ``stale`` is the access token that is no longer good.
+
+        Without Redis there is no lock, so no refresh: a temporary error (the notice
+        waits) rather than two processes spending the same single-use refresh token.
+        """
+        try:
+            return await self._refresh_locked(stale)
+        except RedisError as exc:
+            raise TemporaryProviderError(
+                OA, f"the token refresh lock is unavailable: {exc}", "refresh_lock"
+            ) from exc
+
+    async def _refresh_locked(self, stale: str | None) -> TokenPair:
         async with self._local:
             if self._usable_instead(self._pair, stale):
                 assert self._pair is not None

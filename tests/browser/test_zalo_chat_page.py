@@ -56,7 +56,7 @@ def citizen_script(url: str) -> Callable[[Browser], str]:
 
         def console(message: ConsoleMessage) -> None:
             if message.type in ("error", "warning"):
-                problems.append(f"console {message.type}: {message.text}")
+                problems.append(f"console {message.type}: {message.text} at {message.location}")
 
         page.on("console", console)
         page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status} {r.url}"))
