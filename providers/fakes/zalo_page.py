@@ -14,6 +14,7 @@ from __future__ import annotations
 PAGE = """<!doctype html>
 <html lang="vi"><head><meta charset="utf-8">
 <title>Zalo OA giả lập</title>
+<link rel="icon" href="data:,">
 <style>
 body{font-family:system-ui,sans-serif;margin:0;background:#eef1f5}
 header{background:#0068ff;color:#fff;padding:.6rem 1rem}
@@ -79,7 +80,12 @@ async function loadUsers() {
       (user.follows ? " · đang quan tâm" : "");
     select.appendChild(option);
   }
-  if (!users.some((u) => u.user_id === current) && users.length) current = users[0].user_id;
+  // A user remembered from an earlier run of the fake may be gone: fall back, or to none.
+  if (!users.some((u) => u.user_id === current)) {
+    current = users.length ? users[0].user_id : "";
+    lastRendered = "";
+    if (!current) $("thread").innerHTML = "";
+  }
   select.value = current;
 }
 
@@ -89,8 +95,11 @@ async function act(action, body) {
     const result = await call("POST", "/_fake/users/" + current + "/" + action, body || {});
     say("Đã gửi tới gateway: HTTP " + result.status);
   } catch (error) { say("Lỗi: " + error.message); }
-  await loadUsers();
-  await refresh();
+  await reload();
+}
+
+async function reload() {
+  try { await loadUsers(); await refresh(); } catch (error) { say("Lỗi: " + error.message); }
 }
 
 function bubble(item) {
@@ -134,7 +143,7 @@ async function refresh() {
 
 $("user-select").onchange = (e) => {
   current = e.target.value; localStorage.setItem("fake-zalo-user", current);
-  lastRendered = ""; refresh();
+  lastRendered = ""; reload();
 };
 $("create-user").onclick = async () => {
   try {
@@ -143,7 +152,7 @@ $("create-user").onclick = async () => {
     current = user.user_id; localStorage.setItem("fake-zalo-user", current);
     say("Đã tạo người dùng " + user.name);
   } catch (error) { say("Lỗi: " + error.message); }
-  await loadUsers(); lastRendered = ""; await refresh();
+  lastRendered = ""; await reload();
 };
 $("follow").onclick = () => act("follow");
 $("unfollow").onclick = () => act("unfollow");
@@ -155,9 +164,12 @@ $("send").onclick = async () => {
   $("text-input").value = "";
   await act("text", {text});
 };
-$("text-input").addEventListener("keydown", (e) => { if (e.key === "Enter") $("send").click(); });
+// Enter while an input method (Vietnamese Telex, say) is composing only ends the word.
+$("text-input").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.isComposing) $("send").click();
+});
 
-loadUsers().then(refresh);
+reload();
 setInterval(() => refresh().catch((error) => say("Lỗi: " + error.message)), 1000);
 </script></body></html>
 """

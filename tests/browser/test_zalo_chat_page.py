@@ -3,6 +3,7 @@ OA, looks up their dossier and reports a false closure, all by clicking and typi
 
 Behind the page: the fake Zalo posting signed webhooks to a real gateway, and a real
 `tthc worker` process answering. SQLite only: the databases have suites of their own.
+Any JavaScript error, console error or warning, or failed request fails the test.
 """
 
 from __future__ import annotations
@@ -12,17 +13,62 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, ConsoleMessage, Error, Locator, Page, expect
+from aiohttp.test_utils import TestServer
+from playwright.sync_api import Browser, ConsoleMessage, Error, Locator, Page, Response, expect
 
 from gateway.storage.tables import reports
+from providers.fakes.zalo import create_app as create_zalo_app
+from providers.fakes.zalo_state import FakeZalo
 from tests.browser.conftest import BrowserThread
 from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # The worker answers within a second or two; the page polls the thread every second.
 REPLY_MS = 10_000
 DESCRIPTION = "Tôi đến quầy 5 nhưng cán bộ nói chưa có kết quả"
+FAILURE_SCREENSHOT = "zalo-chat-page-failure.png"
+
+Script = Callable[[Page], str]
+
+
+def on_page(
+    url: str, script: Script, *, remembered_user: str | None = None
+) -> Callable[[Browser], str]:
+    """Open ``url`` in a fresh context, run ``script`` and fail on any error the page shows.
+
+    ``remembered_user`` is put in the page's localStorage first, as an earlier visit would.
+    """
+
+    def run(browser: Browser) -> str:
+        context = browser.new_context(locale="vi-VN")
+        if remembered_user is not None:
+            context.add_init_script(f"localStorage.setItem('fake-zalo-user', {remembered_user!r});")
+        page = context.new_page()
+        problems: list[str] = []
+
+        def console(message: ConsoleMessage) -> None:
+            if message.type in ("error", "warning"):
+                problems.append(f"console {message.type}: {message.text} ({message.location})")
+
+        def response(answer: Response) -> None:
+            if answer.status >= 400:
+                problems.append(f"HTTP {answer.status} for {answer.request.method} {answer.url}")
+
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("console", console)
+        page.on("response", response)
+        try:
+            page.goto(url)
+            result = script(page)
+            expect(page.get_by_test_id("status")).not_to_contain_text("Lỗi")
+        except (Error, AssertionError):
+            page.screenshot(path=FAILURE_SCREENSHOT, full_page=True)
+            raise
+        finally:
+            context.close()
+        assert not problems, problems
+        return result
+
+    return run
 
 
 def oa_message(page: Page, text: str) -> Locator:
@@ -38,88 +84,68 @@ def oa_button(page: Page, payload: str) -> Locator:
     return page.locator(f'[data-testid="oa-button"][data-payload="{payload}"]').last
 
 
+def selected_user(page: Page) -> Locator:
+    return page.get_by_test_id("user-select").locator("option:checked")
+
+
 def type_message(page: Page, text: str) -> None:
+    """Type ``text`` and press Enter; it shows in the thread as the citizen's."""
     page.get_by_test_id("text-input").fill(text)
     page.get_by_test_id("text-input").press("Enter")
-    expect(user_message(page, text)).to_be_visible(timeout=REPLY_MS)
     expect(page.get_by_test_id("text-input")).to_have_value("")
+    expect(user_message(page, text)).to_be_visible(timeout=REPLY_MS)
 
 
-def citizen_script(url: str) -> Callable[[Browser], str]:
-    """What the citizen does on the page; returns the thread's text at the end."""
-
-    def run(browser: Browser) -> str:
-        context = browser.new_context(locale="vi-VN")
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-        def console(message: ConsoleMessage) -> None:
-            if message.type in ("error", "warning"):
-                problems.append(f"console {message.type}: {message.text} at {message.location}")
-
-        page.on("console", console)
-        page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status} {r.url}"))
-        try:
-            page.goto(url)
-            expect(page).to_have_title("Zalo OA giả lập")
-
-            page.get_by_test_id("new-name").fill("Nguyễn Văn An")
-            page.get_by_test_id("new-phone").fill("0912 345 678")
-            page.get_by_test_id("create-user").click()
-            expect(page.get_by_test_id("status")).to_have_text("Đã tạo người dùng Nguyễn Văn An")
-            expect(page.get_by_test_id("user-select").locator("option:checked")).to_contain_text(
-                OWNER_PHONE
-            )
-
-            page.get_by_test_id("follow").click()
-            expect(page.get_by_test_id("status")).to_have_text("Đã gửi tới gateway: HTTP 200")
-            expect(oa_message(page, "Xin chào")).to_be_visible(timeout=REPLY_MS)
-            expect(oa_button(page, "#lookup")).to_have_text("Tra cứu hồ sơ", timeout=REPLY_MS)
-            expect(page.get_by_test_id("user-select").locator("option:checked")).to_contain_text(
-                "đang quan tâm"
-            )
-
-            oa_button(page, "#lookup").click()
-            expect(oa_message(page, "Xin gõ mã hồ sơ")).to_be_visible(timeout=REPLY_MS)
-            expect(page.get_by_test_id("share-phone")).to_be_hidden()
-
-            type_message(page, CODE)
-            expect(oa_message(page, "xin xác minh")).to_be_visible(timeout=REPLY_MS)
-            share = page.get_by_test_id("share-phone")
-            expect(share).to_be_visible(timeout=REPLY_MS)
-            share.click()
-            answer = oa_message(page, "Cấp giấy phép xây dựng")
-            expect(answer).to_be_visible(timeout=REPLY_MS)
-            expect(answer).to_contain_text("Sở Xây dựng")
-            expect(share).to_be_hidden()
-
-            report_false = oa_button(page, f"#report_false {CODE}")
-            expect(report_false).to_have_text("Báo xong nhưng chưa có kết quả")
-            report_false.click()
-            expect(oa_message(page, "mô tả")).to_be_visible(timeout=REPLY_MS)
-            type_message(page, DESCRIPTION)
-            expect(oa_message(page, "PA-")).to_be_visible(timeout=REPLY_MS)
-
-            expect(page.get_by_test_id("status")).not_to_contain_text("Lỗi")
-            thread = page.get_by_test_id("thread").inner_text()
-        except Error:
-            page.screenshot(path="/tmp/zalo-chat-page-failure.png", full_page=True)
-            raise
-        finally:
-            context.close()
-        assert not problems, problems
-        return thread
-
-    return run
+def create_user(page: Page, name: str, phone: str) -> None:
+    page.get_by_test_id("new-name").fill(name)
+    page.get_by_test_id("new-phone").fill(phone)
+    page.get_by_test_id("create-user").click()
+    expect(page.get_by_test_id("status")).to_have_text(f"Đã tạo người dùng {name}")
 
 
-async def test_a_citizen_looks_up_their_dossier_and_reports_a_false_closure_on_the_page(
+def look_up_and_report(page: Page) -> str:
+    """The owner of the dossier, from a blank page to a report number; the thread's text."""
+    expect(page).to_have_title("Zalo OA giả lập")
+    create_user(page, "Nguyễn Văn An", "0912 345 678")
+    expect(selected_user(page)).to_contain_text(OWNER_PHONE)
+
+    page.get_by_test_id("follow").click()
+    expect(page.get_by_test_id("status")).to_have_text("Đã gửi tới gateway: HTTP 200")
+    expect(selected_user(page)).to_contain_text("đang quan tâm")
+    expect(oa_message(page, "Xin chào")).to_be_visible(timeout=REPLY_MS)
+    expect(oa_button(page, "#lookup")).to_have_text("Tra cứu hồ sơ", timeout=REPLY_MS)
+
+    oa_button(page, "#lookup").click()
+    expect(oa_message(page, "Xin gõ mã hồ sơ")).to_be_visible(timeout=REPLY_MS)
+    share = page.get_by_test_id("share-phone")
+    expect(share).to_be_hidden()
+
+    type_message(page, CODE)
+    expect(oa_message(page, "xin xác minh")).to_be_visible(timeout=REPLY_MS)
+    expect(share).to_be_visible(timeout=REPLY_MS)
+    expect(page.locator('[data-from="oa"]').filter(has_text="Sở Xây dựng")).to_have_count(0)
+    share.click()
+    answer = oa_message(page, "Cấp giấy phép xây dựng")
+    expect(answer).to_be_visible(timeout=REPLY_MS)
+    expect(answer).to_contain_text("Sở Xây dựng")
+    expect(share).to_be_hidden()
+
+    report_false = oa_button(page, f"#report_false {CODE}")
+    expect(report_false).to_have_text("Báo xong nhưng chưa có kết quả")
+    report_false.click()
+    expect(oa_message(page, "mô tả")).to_be_visible(timeout=REPLY_MS)
+    type_message(page, DESCRIPTION)
+    expect(oa_message(page, "PA-")).to_be_visible(timeout=REPLY_MS)
+    return page.get_by_test_id("thread").inner_text()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_citizen_looks_up_their_dossier_and_reports_a_false_closure(
     chat: ChatRig, browser: BrowserThread
 ) -> None:
     url = chat.settings.env["ZALO_OA_BASE_URL"] + "/"
 
-    thread = await browser.run(citizen_script(url))
+    thread = await browser.run(on_page(url, look_up_and_report))
 
     (report,) = await chat.rows(sa.select(reports))
     assert report.kind == "false_closure"
@@ -129,3 +155,27 @@ async def test_a_citizen_looks_up_their_dossier_and_reports_a_false_closure_on_t
     (user,) = chat.zalo.users.values()
     assert user.phone_e164 == OWNER_PHONE
     assert report.zalo_user_id == user.user_id
+
+
+def start_afresh(page: Page) -> str:
+    """A user remembered from an earlier run is gone: an empty page, then a new user."""
+    expect(page.get_by_test_id("user-select").locator("option")).to_have_count(0)
+    page.get_by_test_id("follow").click()
+    expect(page.get_by_test_id("status")).to_have_text("Hãy tạo hoặc chọn một người dùng.")
+    page.wait_for_timeout(1200)  # one poll of the thread, which must not ask for the lost user
+    create_user(page, "Trần Thị Bình", "+84987654321")
+    expect(selected_user(page)).to_contain_text("+84987654321")
+    return str(page.evaluate("localStorage.getItem('fake-zalo-user')"))
+
+
+async def test_the_page_forgets_a_user_the_fake_no_longer_has(browser: BrowserThread) -> None:
+    fake = FakeZalo()
+    server = TestServer(create_zalo_app(fake))
+    await server.start_server()
+    try:
+        url = str(server.make_url("/"))
+        remembered = await browser.run(on_page(url, start_afresh, remembered_user="999"))
+    finally:
+        await server.close()
+    (user,) = fake.users.values()
+    assert remembered == user.user_id
