@@ -18,6 +18,9 @@ run: $(STAMP)
 	$(BIN)/tthc demo
 
 test: $(STAMP)
+	@[ -x /usr/bin/chromium ] || ! command -v apt-get >/dev/null \
+	  || { apt-get update -q && apt-get install -y -q chromium; } \
+	  || echo "tests: no Chromium could be installed; the browser tests will be SKIPPED"
 	$(BIN)/python -m tests.prepare
 	$(BIN)/pytest -q
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,17 +26,17 @@ from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig
 # The worker answers within a second or two; the page polls the thread every second.
 REPLY_MS = 10_000
 DESCRIPTION = "Tôi đến quầy 5 nhưng cán bộ nói chưa có kết quả"
-FAILURE_SCREENSHOT = "zalo-chat-page-failure.png"
 
 Script = Callable[[Page], str]
 
 
 def on_page(
-    url: str, script: Script, *, remembered_user: str | None = None
+    url: str, script: Script, screenshots: Path, *, remembered_user: str | None = None
 ) -> Callable[[Browser], str]:
     """Open ``url`` in a fresh context, run ``script`` and fail on any error the page shows.
 
     ``remembered_user`` is put in the page's localStorage first, as an earlier visit would.
+    A failure leaves ``failure.png`` in ``screenshots`` (the test's tmp_path).
     """
 
     def run(browser: Browser) -> str:
@@ -61,7 +62,7 @@ def on_page(
             result = script(page)
             expect(page.get_by_test_id("status")).not_to_contain_text("Lỗi")
         except (Error, AssertionError):
-            page.screenshot(path=FAILURE_SCREENSHOT, full_page=True)
+            page.screenshot(path=screenshots / "failure.png", full_page=True)
             raise
         finally:
             context.close()
@@ -141,11 +142,11 @@ def look_up_and_report(page: Page) -> str:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_citizen_looks_up_their_dossier_and_reports_a_false_closure(
-    chat: ChatRig, browser: BrowserThread
+    browser: BrowserThread, chat: ChatRig, tmp_path: Path
 ) -> None:
     url = chat.settings.env["ZALO_OA_BASE_URL"] + "/"
 
-    thread = await browser.run(on_page(url, look_up_and_report))
+    thread = await browser.run(on_page(url, look_up_and_report, tmp_path))
 
     (report,) = await chat.rows(sa.select(reports))
     assert report.kind == "false_closure"
@@ -168,13 +169,15 @@ def start_afresh(page: Page) -> str:
     return str(page.evaluate("localStorage.getItem('fake-zalo-user')"))
 
 
-async def test_the_page_forgets_a_user_the_fake_no_longer_has(browser: BrowserThread) -> None:
+async def test_the_page_forgets_a_user_the_fake_no_longer_has(
+    browser: BrowserThread, tmp_path: Path
+) -> None:
     fake = FakeZalo()
     server = TestServer(create_zalo_app(fake))
     await server.start_server()
     try:
         url = str(server.make_url("/"))
-        remembered = await browser.run(on_page(url, start_afresh, remembered_user="999"))
+        remembered = await browser.run(on_page(url, start_afresh, tmp_path, remembered_user="999"))
     finally:
         await server.close()
     (user,) = fake.users.values()

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,7 +19,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
+from redis import Redis
+from rq import Queue, Worker
+from rq.scheduler import RQScheduler
 
+from gateway.chat.queue import chat_queue_name
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.storage import staff as staff_store
@@ -66,17 +71,37 @@ class ChatRig:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-
-    def stop_worker(self) -> str:
-        if self.worker is None:
-            return ""
-        self.worker.send_signal(signal.SIGTERM)
+        # Wait until it listens and its scheduler runs: an RQ worker stopped while it
+        # starts its scheduler hangs until killed.
+        redis = Redis.from_url(self.settings.redis_url)
+        queue = Queue(chat_queue_name(self.settings), connection=redis)
         try:
-            _, stderr = self.worker.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.worker.kill()
-            _, stderr = self.worker.communicate()
-        self.worker = None
+            deadline = time.monotonic() + 15
+            scheduler = RQScheduler.get_locking_key(queue.name)
+            while self.worker.poll() is None and not (
+                Worker.all(queue=queue) and redis.exists(scheduler)
+            ):
+                assert time.monotonic() < deadline, "the worker did not start"
+                time.sleep(0.05)
+        finally:
+            redis.close()
+
+    async def stop_worker(self) -> str:
+        """Stop the worker; its stderr. The wait runs in a thread: the worker may be in
+        the middle of a call to the fakes, which this process's event loop serves."""
+        worker, self.worker = self.worker, None
+        if worker is None:
+            return ""
+        worker.send_signal(signal.SIGTERM)
+
+        def wait() -> bytes:
+            try:
+                return worker.communicate(timeout=15)[1]
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                return worker.communicate()[1]
+
+        stderr = await asyncio.to_thread(wait)
         return stderr.decode(errors="replace")
 
     async def run_job(self, name: str) -> str:
@@ -216,7 +241,7 @@ async def running_chat_rig(
     try:
         yield rig
     finally:
-        stderr = rig.stop_worker()
+        stderr = await rig.stop_worker()
         if stderr.strip():
             print("worker stderr:\n" + stderr[-5000:])  # shown when the test fails
         await client.close()

@@ -149,7 +149,7 @@ async def test_wrong_proofs_lock_lookups_for_the_user(chat: ChatRig) -> None:
     everything = " ".join(texts(chat.zalo.messages_for(user.user_id)))
     assert "Sở Xây dựng" not in everything
     assert "Cấp giấy phép" not in everything
-    stderr = chat.stop_worker()
+    stderr = await chat.stop_worker()
     assert stderr.count("dossier ownership proof refused") == 5
     assert "lookups locked after wrong proofs" in stderr
     assert "912345678" not in stderr and "987654321" not in stderr

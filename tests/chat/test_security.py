@@ -120,7 +120,7 @@ async def test_another_citizens_dossier_is_never_shown(chat: ChatRig) -> None:
     everything = " ".join(texts(chat.zalo.messages_for(stranger.user_id)))
     for secret in SECRETS:
         assert secret not in everything
-    stderr = chat.stop_worker()
+    stderr = await chat.stop_worker()
     assert "result-check answer for no question asked" in stderr
     assert "dossier ownership not proven by the shared phone" in stderr
 
@@ -142,7 +142,7 @@ async def test_asking_about_many_codes_is_refused_as_enumeration(chat: ChatRig) 
     everything = " ".join(texts(chat.zalo.messages_for(prober.user_id)))
     for secret in SECRETS:
         assert secret not in everything
-    stderr = chat.stop_worker()
+    stderr = await chat.stop_worker()
     assert "dossier request refused: too many codes" in stderr
 
 
