@@ -5,7 +5,6 @@ to it, both SMS vendor fakes, and a real `tthc worker` process draining the chat
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -18,21 +17,19 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from redis import Redis
 from rq import Queue, Worker
-from rq.scheduler import RQScheduler
 
 from gateway.chat.queue import chat_queue_name
-from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.storage import staff as staff_store
 from gateway.storage.db import create_engine
-from providers.fakes.sms import FakeSmsCentre, create_esms_app, create_speedsms_app
+from providers.fakes.sms import FakeSmsCentre
 from providers.fakes.zalo import create_app as create_zalo_app
 from providers.fakes.zalo_state import FakeUser, FakeZalo, SentMessage
 from tests.conftest import forget_queues
-from tests.delivery.conftest import SMS_ENV, WEBHOOK_SECRET
+from tests.delivery.conftest import SMS_ENV, Rig, running_rig
 from tests.helpers import CODE, Gateway, event
 
 # The phone of tests.helpers.DOSSIER's applicant, and another citizen's.
@@ -56,12 +53,32 @@ def zalo_env(fake: FakeZalo, base: str, **extra: str) -> dict[str, str]:
 
 @dataclass
 class ChatRig:
-    gateway: Gateway
+    """The delivery rig (gateway, SMS fakes, worker env) plus the fake Zalo."""
+
+    rig: Rig
     zalo: FakeZalo
-    esms: FakeSmsCentre
     settings: Settings
-    worker_env: dict[str, str]
     worker: subprocess.Popen[bytes] | None = None
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.rig.gateway
+
+    @property
+    def esms(self) -> FakeSmsCentre:
+        return self.rig.esms
+
+    @property
+    def worker_env(self) -> dict[str, str]:
+        return self.rig.worker_env
+
+    async def run_job(self, name: str) -> int:
+        """Run one job function of ``gateway.jobs`` in a process of its own."""
+        return await self.rig.run_job(name)
+
+    async def work(self) -> None:
+        """Run `tthc worker --burst` until the queues are empty."""
+        await self.rig.work()
 
     def start_worker(self) -> None:
         """A long-running `tthc worker` (no cron: tests run the relay and sweep)."""
@@ -71,16 +88,12 @@ class ChatRig:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        # Wait until it listens and its scheduler runs: an RQ worker stopped while it
-        # starts its scheduler hangs until killed.
+        # Wait until it listens, so that timings in the tests are the bot's own.
         redis = Redis.from_url(self.settings.redis_url)
         queue = Queue(chat_queue_name(self.settings), connection=redis)
         try:
             deadline = time.monotonic() + 15
-            scheduler = RQScheduler.get_locking_key(queue.name)
-            while self.worker.poll() is None and not (
-                Worker.all(queue=queue) and redis.exists(scheduler)
-            ):
+            while self.worker.poll() is None and not Worker.all(queue=queue):
                 assert time.monotonic() < deadline, "the worker did not start"
                 time.sleep(0.05)
         finally:
@@ -103,35 +116,6 @@ class ChatRig:
 
         stderr = await asyncio.to_thread(wait)
         return stderr.decode(errors="replace")
-
-    async def run_job(self, name: str) -> str:
-        """Run one job function of ``gateway.jobs`` in a process of its own."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            f"from gateway.jobs import {name}; print({name}())",
-            env=self.worker_env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-        assert process.returncode == 0, stderr.decode()[-3000:]
-        return stdout.decode().strip()
-
-    async def work(self) -> None:
-        """Run `tthc worker --burst` until the queues are empty."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            "worker",
-            "--burst",
-            env=self.worker_env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, stderr = await asyncio.wait_for(process.communicate(), 60)
-        assert process.returncode == 0, stderr.decode()[-3000:]
 
     def citizen(
         self, name: str, phone: str | None = OWNER_PHONE, *, follows: bool = False
@@ -216,38 +200,17 @@ async def running_chat_rig(
     await zalo_server.start_server()
     zalo_base = str(zalo_server.make_url("")).rstrip("/")
     settings = Settings.from_mapping({**settings.env, **zalo_env(zalo, zalo_base, **env)})
-    gateway_server = TestServer(create_app(settings))
-    esms, speedsms = FakeSmsCentre(receipt_delay=0.1), FakeSmsCentre(receipt_delay=0.1)
-    esms_server = TestServer(create_esms_app(esms))
-    speedsms_server = TestServer(create_speedsms_app(speedsms))
-    for server in (gateway_server, esms_server, speedsms_server):
-        await server.start_server()
-    base = str(gateway_server.make_url("")).rstrip("/")
-    zalo.webhook_url = f"{base}/webhooks/zalo"
-    speedsms.callback_url = f"{base}/webhooks/sms/speedsms/{WEBHOOK_SECRET}"
-    client = TestClient(gateway_server)
-    await client.start_server()
-    worker_env = {
-        **os.environ,
-        **settings.env,
-        "PUBLIC_BASE_URL": base,
-        "ESMS_BASE_URL": str(esms_server.make_url("")).rstrip("/"),
-        "SPEEDSMS_BASE_URL": str(speedsms_server.make_url("")).rstrip("/"),
-        "LOG_LEVEL": "WARNING",
-        "DELIVERY_LEASE_SECONDS": "2",
-        "RELAY_GRACE_SECONDS": "0",
-    }
-    rig = ChatRig(Gateway(client, settings), zalo, esms, settings, worker_env)
-    try:
-        yield rig
-    finally:
-        stderr = await rig.stop_worker()
-        if stderr.strip():
-            print("worker stderr:\n" + stderr[-5000:])  # shown when the test fails
-        await client.close()
-        await zalo_server.close()
-        await esms_server.close()
-        await speedsms_server.close()
+    async with running_rig(settings) as delivery:
+        base = delivery.worker_env["PUBLIC_BASE_URL"]
+        zalo.webhook_url = f"{base}/webhooks/zalo"
+        rig = ChatRig(delivery, zalo, settings)
+        try:
+            yield rig
+        finally:
+            stderr = await rig.stop_worker()
+            if stderr.strip():
+                print("worker stderr:\n" + stderr[-5000:])  # shown when the test fails
+            await zalo_server.close()
 
 
 @pytest.fixture

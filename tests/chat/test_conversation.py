@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -202,7 +203,7 @@ async def test_result_check_not_received_opens_a_report_and_rating_is_stored(
     )
 
 
-async def _wait_rows(chat: ChatRig, query: sa.Select[tuple[object, ...]]) -> list[object]:
+async def _wait_rows(chat: ChatRig, query: sa.Select[Any]) -> list[Any]:
     for _ in range(100):
         rows = await chat.rows(query)
         if rows:
