@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     user = sub.add_parser("user", help="add, list and disable staff users", add_help=False)
     user.add_argument("args", nargs=argparse.REMAINDER)
 
+    zalo = sub.add_parser("zalo", help="Zalo operations")
+    zalo_sub = zalo.add_subparsers(dest="zalo_command", required=True)
+    token = zalo_sub.add_parser(
+        "set-refresh-token",
+        help="store a new refresh token (read from stdin) after Zalo refused the last one",
+    )
+    token.add_argument("--token", help="the token (default: read from stdin, not kept in history)")
+
     get = sub.add_parser("get", help="signed GET against a gateway, printed as JSON")
     get.add_argument("path", help="e.g. /v1/dossiers/000.00.12.H19-240401-0001")
     get.add_argument("--url", help="gateway base URL (default from HTTP_HOST/HTTP_PORT)")
@@ -75,6 +83,35 @@ def _migrate(settings: Settings) -> int:
 
     migrate.upgrade(settings.database_url)
     print(f"database is at revision {migrate.head_revision()}", file=sys.stderr)
+    return 0
+
+
+async def _set_refresh_token(settings: Settings, token: str) -> int:
+    """Replace the stored pair by ``token`` with an expired access token, so the next
+    call refreshes with it, and clear the operator alert."""
+    from redis.asyncio import Redis
+
+    from gateway.chat.tokens import DatabaseTokenStore, alert_key
+    from gateway.storage.db import create_engine
+    from providers.zalo import TokenPair
+
+    if not settings.zalo.enabled:
+        print("tthc: ZALO_APP_ID and ZALO_APP_SECRET are not set", file=sys.stderr)
+        return 1
+    if not token or any(c.isspace() for c in token) or len(token) > 1000:
+        print("tthc: give one refresh token (on stdin or with --token)", file=sys.stderr)
+        return 1
+    engine = create_engine(settings.database_url, writer=True)
+    try:
+        await DatabaseTokenStore(engine, settings.zalo.app_id).save(TokenPair("", token, 0.0))
+    finally:
+        await engine.dispose()
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    try:
+        await redis.delete(alert_key(settings.redis_key_prefix))
+    finally:
+        await redis.aclose()
+    print("refresh token stored; the next Zalo call refreshes with it", file=sys.stderr)
     return 0
 
 
@@ -131,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway import demo
 
         return demo.main(settings, dossiers=args.dossiers, delay=args.delay, stay=not args.exit)
+    if args.command == "zalo":
+        token = (args.token or sys.stdin.readline()).strip()
+        return asyncio.run(_set_refresh_token(settings, token))
     if args.command == "get":
         return asyncio.run(_get(settings, args.path, args.url, args.source, args.secret))
     raise AssertionError(args.command)

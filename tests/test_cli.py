@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -174,3 +175,40 @@ def test_malformed_holiday_overrides_stop_the_start(tmp_path: Path, redis_server
     assert result.returncode == 2
     assert "HOLIDAY_OVERRIDES_FILE" in result.stderr
     assert "days_off entry 1" in result.stderr
+
+
+def test_zalo_set_refresh_token_replaces_the_stored_pair_and_clears_the_alert(
+    tmp_path: Path, redis_server: str
+) -> None:
+    env = _env(
+        tmp_path,
+        redis_server,
+        ZALO_APP_ID="2334789304983807556",
+        ZALO_APP_SECRET="app-secret",
+        ZALO_OA_SECRET_KEY="oa-secret",
+    )
+    assert _tthc("migrate", env=env).returncode == 0
+    redis = Redis.from_url(redis_server)
+    try:
+        redis.set(f"{PREFIX}zalo:alert", "refresh token refused")
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "zalo", "set-refresh-token"],
+            env=env,
+            input="fresh-refresh-token-1\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert redis.get(f"{PREFIX}zalo:alert") is None
+    finally:
+        redis.delete(f"{PREFIX}zalo:alert")
+        redis.close()
+    with sqlite3.connect(tmp_path / "cli.sqlite3") as db:
+        rows = db.execute("SELECT app_id, access_token, refresh_token FROM zalo_tokens").fetchall()
+    assert rows == [("2334789304983807556", "", "fresh-refresh-token-1")]
+    # Bad input changes nothing.
+    refused = _tthc("zalo", "set-refresh-token", "--token", "two words", env=env)
+    assert refused.returncode == 1
+    assert "one refresh token" in refused.stderr
