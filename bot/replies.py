@@ -15,7 +15,7 @@ MAX_BUTTONS = 5
 
 @dataclass(frozen=True, slots=True)
 class Button:
-    """An ``oa.query.show`` button: when tapped, Zalo sends ``payload`` back as the
+    """An ``oa.query.hide`` button: when tapped, Zalo sends ``payload`` back as the
     user's text."""
 
     title: str

@@ -40,7 +40,7 @@ ZNS_PARAMETERS = (
 
 @dataclass(frozen=True, slots=True)
 class OaButton:
-    """An ``oa.query.show`` button: its payload comes back as the citizen's text."""
+    """An ``oa.query.hide`` button: its payload comes back as the citizen's text."""
 
     title: str
     payload: str

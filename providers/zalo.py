@@ -191,7 +191,8 @@ class RedisTokenStore:
 
 @dataclass(frozen=True, slots=True)
 class Button:
-    """An ``oa.query.show`` button: ``payload`` comes back to us as the user's text."""
+    """An ``oa.query.hide`` button: ``payload`` comes back to us as the user's text, without
+    showing in their chat (the raw ``#command CODE`` would puzzle a citizen)."""
 
     title: str
     payload: str
@@ -694,7 +695,7 @@ def oa_message_body(message: OaMessage) -> dict[str, Any]:
     body: dict[str, Any] = {"text": message.text}
     if message.buttons:
         buttons = [
-            {"title": b.title, "type": "oa.query.show", "payload": b.payload}
+            {"title": b.title, "type": "oa.query.hide", "payload": b.payload}
             for b in message.buttons
         ]
         body["attachment"] = {"type": "template", "payload": {"buttons": buttons}}

@@ -395,7 +395,7 @@ class FakeZalo:
         return await self._user_event(user, "user_send_text", text, payload)
 
     async def click(self, user_id: str, payload: str) -> int:
-        """The user taps an ``oa.query.show`` button: its payload arrives as their text."""
+        """The user taps an ``oa.query.show``/``hide`` button: its payload arrives as their text."""
         return await self.send_text(user_id, payload)
 
     async def share_info(self, user_id: str) -> int:

@@ -206,8 +206,8 @@ async def test_oa_text_buttons_and_request_user_info_are_sent_as_zalo_expects(ri
             "type": "template",
             "payload": {
                 "buttons": [
-                    {"title": "Tra cứu hồ sơ", "type": "oa.query.show", "payload": "#tracuu"},
-                    {"title": "Góp ý", "type": "oa.query.show", "payload": "#gopy"},
+                    {"title": "Tra cứu hồ sơ", "type": "oa.query.hide", "payload": "#tracuu"},
+                    {"title": "Góp ý", "type": "oa.query.hide", "payload": "#gopy"},
                 ]
             },
         },
