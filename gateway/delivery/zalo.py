@@ -255,6 +255,21 @@ class ZaloChannels:
                     }
                 )
                 continue
+            if getattr(result, "code", None) == "timeout_after_send":
+                # Zalo may have shown it: neither again nor by SMS; a person checks.
+                detail = f"zalo_oa: {result}"[:500]
+                attempts.append(
+                    {"request_id": oa_request_id(notice_id), "state": "unknown", "error": detail}
+                )
+                outcomes.append(
+                    {
+                        "id": notice_id,
+                        "state": "unknown",
+                        "route": routed.route(),
+                        "last_error": detail,
+                    }
+                )
+                continue
             self._failed_step(routed, "oa", result, attempts, oa_request_id(notice_id), left, retry)
         await outbox.record(self.engine, attempts, outcomes, self.clock())
         if history:

@@ -166,3 +166,21 @@ async def test_token_expiry_mid_run_refreshes_once_and_continues(rig: ChatRig) -
     assert rig.zalo.refresh_refused == 0
     assert len(rig.zalo.messages_for(user.user_id)) == 5
     assert rig.esms.messages == []
+
+
+async def test_an_oa_message_cut_off_after_sending_is_neither_repeated_nor_sent_by_sms(
+    chat_settings: Settings,
+) -> None:
+    async with running_chat_rig(chat_settings, ZALO_TIMEOUT_SECONDS="1") as rig:
+        user = await subscribed(rig)
+        rig.zalo.set_mode("timeout", count=1)  # Zalo takes the message, answers too late
+        status, answer, _ = await rig.gateway.post(event("dossier.received"))
+        assert status == 202, answer
+        await rig.work()
+        found = await settled(rig, {"receipt"}, {"unknown"})
+        assert "after sending" in str(found["receipt"]["last_error"]), found["receipt"]
+        await rig.run_job("relay")
+        await rig.work()
+        assert len(rig.zalo.messages_for(user.user_id)) == 1  # taken once by Zalo
+        assert rig.esms.messages == []
+        assert (await notices(rig))["receipt"]["state"] == "unknown"
