@@ -19,14 +19,14 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 # The chat rig's fixtures, for pages that need the gateway and a worker behind them.
-from tests.chat.conftest import chat, chat_settings
+from tests.chat.conftest import chat, chat_settings, sms_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 T = TypeVar("T")
 
-__all__ = ["CHROMIUM", "BrowserThread", "browser", "chat", "chat_settings"]
+__all__ = ["CHROMIUM", "BrowserThread", "browser", "chat", "chat_settings", "sms_settings"]
 
 
 class BrowserThread:

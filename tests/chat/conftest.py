@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +28,7 @@ from gateway.storage.db import create_engine
 from providers.fakes.sms import FakeSmsCentre
 from providers.fakes.zalo import create_app as create_zalo_app
 from providers.fakes.zalo_state import FakeUser, FakeZalo, SentMessage
-from tests.conftest import forget_queues
-from tests.delivery.conftest import SMS_ENV, Rig, running_rig
+from tests.delivery.conftest import Rig, running_rig, sms_settings
 from tests.helpers import CODE, Gateway, event
 
 # The phone of tests.helpers.DOSSIER's applicant, and another citizen's.
@@ -184,10 +183,9 @@ def buttons(message: SentMessage) -> list[str]:
 
 
 @pytest.fixture
-def chat_settings(settings: Settings) -> Iterator[Settings]:
-    merged = Settings.from_mapping({**settings.env, **SMS_ENV})
-    yield merged
-    forget_queues(merged)
+def chat_settings(sms_settings: Settings) -> Settings:
+    """The delivery tests' settings (SMS fakes); the rig adds the Zalo ones."""
+    return sms_settings
 
 
 @asynccontextmanager
@@ -223,4 +221,13 @@ async def chat(chat_settings: Settings) -> AsyncIterator[ChatRig]:
         yield rig
 
 
-__all__ = ["CODE", "OWNER_PHONE", "STRANGER_PHONE", "ChatRig", "buttons", "text_of", "texts"]
+__all__ = [
+    "CODE",
+    "OWNER_PHONE",
+    "STRANGER_PHONE",
+    "ChatRig",
+    "buttons",
+    "sms_settings",
+    "text_of",
+    "texts",
+]
