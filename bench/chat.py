@@ -27,7 +27,7 @@ from rq import Queue
 
 from bench.common import wait_http
 from bench.delivery import noop
-from gateway.localredis import free_port
+from gateway.local.redis_server import free_port
 from providers.fakes.zalo import create_app as create_zalo_app
 from providers.fakes.zalo_state import FakeZalo
 from providers.zalo_webhook import sign

@@ -24,9 +24,9 @@ from redis import Redis
 from rq import Queue
 
 from bench.common import wait_http
-from gateway.localredis import free_port
-from gateway.signing import signed_headers
-from gateway.simulator import OneStopShop
+from gateway.http.signing import signed_headers
+from gateway.local.redis_server import free_port
+from gateway.local.simulator import OneStopShop
 
 SOURCE, SECRET = "bench", "bench-secret-0123456789"
 

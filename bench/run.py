@@ -42,9 +42,9 @@ import phonenumbers
 from bench import chat, delivery
 from bench.common import wait_http
 from gateway.domain.phones import normalize_phone
-from gateway.localredis import PrivateRedis, free_port, reachable
-from gateway.signing import signed_headers
-from gateway.simulator import OneStopShop
+from gateway.http.signing import signed_headers
+from gateway.local.redis_server import PrivateRedis, free_port, reachable
+from gateway.local.simulator import OneStopShop
 
 HERE = Path(__file__).resolve().parent
 SOURCE, SECRET = "bench", "bench-secret-0123456789"

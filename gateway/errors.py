@@ -79,8 +79,23 @@ class ValidationFailed(InputError):
     def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
         if not errors:
             raise ValueError("ValidationFailed needs at least one FieldError")
-        super().__init__(detail or f"{len(errors)} invalid field(s): {errors[0].field}")
+        super().__init__(detail or _invalid_fields_detail(errors))
         self.errors = errors
+
+
+def _invalid_fields_detail(errors: list[FieldError]) -> str:
+    """``2 invalid fields: dossier.due_at, actor`` — every field named, each once."""
+    fields = list(dict.fromkeys(error.field or "(body)" for error in errors))
+    shown = ", ".join(fields[:_FIELDS_IN_DETAIL])
+    more = len(fields) - _FIELDS_IN_DETAIL
+    if more > 0:
+        shown += f" and {more} more"
+    noun = "field" if len(fields) == 1 else "fields"
+    return f"{len(fields)} invalid {noun}: {shown}"
+
+
+# Past this many the detail stops naming fields; ``errors`` still lists every one.
+_FIELDS_IN_DETAIL = 20
 
 
 class AuthenticationFailed(GatewayError):

@@ -13,8 +13,8 @@ import asyncpg
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
+from gateway.http.signing import signed_headers
 from gateway.settings import Settings
-from gateway.signing import signed_headers
 from gateway.storage.db import parse_database_url
 
 SOURCES = {"onestop": "s3cret-onestop", "dvc": "0ther-secret-dvc"}

@@ -18,7 +18,7 @@ import subprocess
 
 import asyncpg
 
-from gateway.localredis import PrivateRedis, reachable
+from gateway.local.redis_server import PrivateRedis, reachable
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

@@ -28,7 +28,7 @@ from gateway.domain.calendar import WorkingCalendar
 from gateway.domain.phones import mask_phones_in_text
 from gateway.errors import GatewayError
 from gateway.storage.tables import chat_messages, handoffs, zalo_users
-from gateway.texts import Texts
+from gateway.texts.templates import Texts
 from providers.zalo import Button, OaRequestUserInfo, OaText, ZaloClient
 from providers.zalo_webhook import parse_webhook
 

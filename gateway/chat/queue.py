@@ -15,9 +15,9 @@ from rq import Queue
 
 from gateway.settings import Settings
 
-DRAIN = "gateway.jobs.chat_drain"
-SEND = "gateway.jobs.chat_send"
-ZNS_RECEIPTS = "gateway.jobs.zns_receipts"
+DRAIN = "gateway.processes.jobs.chat_drain"
+SEND = "gateway.processes.jobs.chat_send"
+ZNS_RECEIPTS = "gateway.processes.jobs.zns_receipts"
 # How long a delivered webhook's key is remembered (Zalo retries for hours at most).
 SEEN_SECONDS = 7 * 86_400
 

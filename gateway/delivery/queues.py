@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 # Notices per delivery job: large enough to spread RQ's per-job cost, small enough that
 # a job ends well inside its timeout even when a vendor is slow.
 BATCH = 200
-DELIVER = "gateway.jobs.deliver_batch"
+DELIVER = "gateway.processes.jobs.deliver_batch"
 
 
 def queue_names(s: Settings) -> tuple[str, str]:

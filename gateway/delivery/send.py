@@ -33,9 +33,9 @@ from gateway.errors import (
     RecipientUnreachable,
     TemporaryProviderError,
 )
-from gateway.notice_text import RenderedSms, render_sms
 from gateway.settings import Settings
-from gateway.texts import Texts
+from gateway.texts.sms import RenderedSms, render_sms
+from gateway.texts.templates import Texts
 from providers.base import SmsAccepted, SmsMessage, SmsProvider
 
 log = logging.getLogger(__name__)

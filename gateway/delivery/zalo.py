@@ -27,10 +27,10 @@ from gateway.delivery import outbox
 from gateway.delivery.outbox import ClaimedNotice
 from gateway.domain.routing import Plan, ZaloContact, plan_channels
 from gateway.errors import GatewayError, TemporaryProviderError
-from gateway.notice_zalo import render_oa, zns_data
 from gateway.settings import Settings
 from gateway.storage.tables import chat_messages, deliveries, notices, zalo_users
-from gateway.texts import Texts
+from gateway.texts.templates import Texts
+from gateway.texts.zalo import render_oa, zns_data
 from providers.zalo import Button, OaText, ZaloClient
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from gateway.errors import (
 )
 from gateway.http.keys import CLOCK, DATABASE, METRICS, SETTINGS, TEXTS, WRITER
 from gateway.http.problems import problem_body
-from gateway.signing import verify
+from gateway.http.signing import verify
 from gateway.storage import queries
 from gateway.storage.ingest import Outcome, Submission
 

@@ -31,7 +31,7 @@ from gateway.settings import Settings
 from gateway.storage import migrate
 from gateway.storage.db import Database
 from gateway.storage.ingest import IngestWriter
-from gateway.texts import Texts
+from gateway.texts.templates import Texts
 from providers.registry import build_sms_providers
 
 

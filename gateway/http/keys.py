@@ -12,7 +12,7 @@ from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.storage.db import Database
 from gateway.storage.ingest import IngestWriter
-from gateway.texts import Texts
+from gateway.texts.templates import Texts
 from providers.base import Receipt
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -72,7 +72,7 @@ class ChatRig:
         return self.rig.worker_env
 
     async def run_job(self, name: str) -> int:
-        """Run one job function of ``gateway.jobs`` in a process of its own."""
+        """Run one job function of ``gateway.processes.jobs`` in a process of its own."""
         return await self.rig.run_job(name)
 
     async def work(self) -> None:

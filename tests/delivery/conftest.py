@@ -57,12 +57,12 @@ class Rig:
         assert process.returncode == 0, stderr.decode()[-3000:]
 
     async def run_job(self, name: str) -> int:
-        """Run one job function of ``gateway.jobs`` in a process of its own, as the cron
+        """Run one job function of ``gateway.processes.jobs`` in a process of its own, as the cron
         would; returns what it returned."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
-            f"from gateway.jobs import {name}; print({name}())",
+            f"from gateway.processes.jobs import {name}; print({name}())",
             env=self.worker_env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.localredis import PrivateRedis
+from gateway.local.redis_server import PrivateRedis
 from gateway.settings import Settings
 from tests.conftest import forget_queues
 from tests.delivery.conftest import SMS_ENV, Rig, running_rig

@@ -363,7 +363,10 @@ def test_every_fault_is_reported_in_one_raise() -> None:
         "data",
     ]
     assert all(isinstance(e, FieldError) and e.message for e in errors)
-    assert caught.value.detail == "7 invalid field(s): id"
+    assert caught.value.detail == (
+        "7 invalid fields: id, occurred_at, dossier.code, dossier.agency.name, dossier.due_at, "
+        "actor.id, data"
+    )
 
 
 def test_several_data_faults_are_all_reported() -> None:

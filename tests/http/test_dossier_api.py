@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.http.app import create_app
+from gateway.http.signing import signature, signed_headers
 from gateway.settings import Settings
-from gateway.signing import signature, signed_headers
 from tests.helpers import ACTOR, CODE, SOURCES, Gateway, event
 
 PAUSE = "/v1/checks/pause"

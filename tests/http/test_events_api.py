@@ -17,8 +17,8 @@ from aiohttp import ClientResponse
 from gateway.domain.events import body_fingerprint, parse_event
 from gateway.http.app import create_app
 from gateway.http.keys import WRITER
+from gateway.http.signing import signature, signed_headers
 from gateway.settings import Settings
-from gateway.signing import signature, signed_headers
 from gateway.storage.ingest import Submission
 from tests.conftest import forget_queues
 from tests.helpers import ACTOR, CODE, SOURCES, Gateway, changed, event, rename_table
@@ -477,7 +477,7 @@ async def test_an_invalid_field_is_422_naming_it_and_changes_nothing(
     assert_problem(response, problem, 422)
     assert [e["field"] for e in problem["errors"]] == [field]
     assert isinstance(problem["errors"][0]["message"], str) and problem["errors"][0]["message"]
-    assert problem["detail"] == f"1 invalid field(s): {field}"
+    assert problem["detail"] == f"1 invalid field: {field}"
     assert await gateway.dossier() == before
 
 

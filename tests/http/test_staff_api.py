@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.http.app import create_app
 from gateway.http.keys import DATABASE
-from gateway.localredis import free_port
+from gateway.local.redis_server import free_port
 from gateway.settings import Settings
 from gateway.storage import reports as report_store
 from gateway.storage.db import Database
@@ -55,8 +55,8 @@ PROBLEMS = {
     422: "validation",
     503: "unavailable",
 }
-DELIVER = "gateway.jobs.deliver_batch"
-CHAT_SEND = "gateway.jobs.chat_send"
+DELIVER = "gateway.processes.jobs.deliver_batch"
+CHAT_SEND = "gateway.processes.jobs.chat_send"
 
 
 class Clock:

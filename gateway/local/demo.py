@@ -27,10 +27,10 @@ from aiohttp import web
 
 from gateway.domain.phones import normalize_phone
 from gateway.http.app import create_app
-from gateway.localredis import PrivateRedis, free_port, reachable
+from gateway.http.signing import signed_headers
+from gateway.local.redis_server import PrivateRedis, free_port, reachable
+from gateway.local.simulator import OneStopShop
 from gateway.settings import Settings
-from gateway.signing import signed_headers
-from gateway.simulator import OneStopShop
 from gateway.storage import migrate
 from providers.fakes.sms import FakeSmsCentre, create_esms_app, create_speedsms_app
 from providers.fakes.zalo import create_app as create_zalo_app

@@ -23,30 +23,23 @@ decides. Templates are rendered on one line: runs of white space become one spac
 template may spread a message over several lines (each continuation line starts with a
 space, since a line ending in a block tag loses its newline).
 
-``python -m gateway.notice_text preview <kind>`` (``tthc templates preview``) shows both
+``python -m gateway.texts.sms preview <kind>`` (``tthc templates preview``) shows both
 forms of a kind with sample params.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import re
-import sys
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
-from pathlib import Path
-from typing import Any, TextIO
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from gateway.domain.sms_text import Encoding, SegmentCount, segments, unaccent
 from gateway.errors import FieldError, ValidationFailed
-from gateway.settings import DEFAULT_TEMPLATES_DIR
-from gateway.streams import utf8
-from gateway.texts import Texts
+from gateway.texts.templates import Texts
 
 __all__ = [
     "ABBREVIATIONS",
@@ -58,9 +51,7 @@ __all__ = [
     "RenderedSms",
     "abbreviate",
     "notice_context",
-    "preview_main",
     "render_sms",
-    "sample_params",
 ]
 
 # Every kind needs the dossier code; these are the params without which its message
@@ -400,120 +391,3 @@ _RULES: tuple[tuple[str, Callable[[Context, _Fits], Context | None]], ...] = (
 
 
 # -- tthc templates --------------------------------------------------------------------
-
-_PROG = "tthc templates"
-_COMMON_SAMPLE: dict[str, Any] = {
-    "dossier_code": "000.00.12.H19-240401-0001",
-    "procedure_name": "Cấp giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở và tài sản "
-    "khác gắn liền với đất lần đầu",
-    "agency_name": "Ủy ban nhân dân huyện Long Thành, tỉnh Đồng Nai",
-    "applicant_name": "Tôn Nữ Hoàng Thị Ngọc Bảo Trâm",
-    "received_at": "2024-04-01T08:15:00+07:00",
-    "due_at": "2024-04-12T17:00:00+07:00",
-}
-_SAMPLES: dict[str, dict[str, Any]] = {
-    "receipt": {},
-    "supplement": {
-        "reason": "Thành phần hồ sơ chưa đủ theo Quyết định số 1234/QĐ-UBND của Ủy ban nhân "
-        "dân tỉnh Đồng Nai",
-        "documents": [
-            "Bản sao Căn cước công dân của người đề nghị",
-            "Sơ đồ thửa đất có xác nhận của Ủy ban nhân dân xã",
-            "Giấy tờ chứng minh nguồn gốc sử dụng đất",
-        ],
-    },
-    "refusal": {
-        "reason": "Thửa đất nằm trong khu vực đã có thông báo thu hồi đất theo Quyết định số "
-        "5678/QĐ-UBND ngày 15/3/2024 của Ủy ban nhân dân huyện Long Thành",
-    },
-    "fees": {"amount": 150000, "reason": "Lệ phí cấp giấy chứng nhận"},
-    "withdrawal": {},
-    "apology": {
-        "reason": "Cần xác minh nguồn gốc sử dụng đất với Ủy ban nhân dân xã Phước Thiền",
-        "old_due_at": "2024-04-12T17:00:00+07:00",
-        "new_due_at": "2024-04-19T17:00:00+07:00",
-    },
-    "auto_apology": {},
-    "invitation": {
-        "pickup": "Bộ phận một cửa Ủy ban nhân dân huyện Long Thành, số 1 đường Lê Duẩn, thị "
-        "trấn Long Thành",
-        "delivery": None,
-    },
-    "report_received": {"expected_at": "2024-04-20T17:00:00+07:00"},
-    "report_in_progress": {
-        "status_note": "Đã chuyển Văn phòng đăng ký đất đai kiểm tra lại hồ sơ",
-        "expected_at": "2024-04-20T17:00:00+07:00",
-    },
-    "report_resolved": {"status_note": "Hồ sơ đã được trả kết quả ngày 18/04/2024"},
-    "report_rejected": {"status_note": "Nội dung phản ánh không thuộc thẩm quyền giải quyết"},
-}
-
-
-def sample_params(kind: str) -> dict[str, Any]:
-    """Realistic, long params for previewing ``kind``."""
-    extra = {"report_number": "PA-2024-000123"} if kind.startswith("report_") else {}
-    return {**_COMMON_SAMPLE, **extra, **_SAMPLES[kind]}
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=_PROG, description="SMS templates of notices")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the notice kinds that have SMS templates")
-    preview = sub.add_parser("preview", help="render a kind in both forms with sample params")
-    preview.add_argument("kind", choices=KINDS)
-    preview.add_argument("--budget", type=int, default=2, help="segments allowed (default 2)")
-    preview.add_argument("--params", type=Path, help="JSON object merged over the sample params")
-    preview.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES_DIR)
-    preview.add_argument("--zone", default="Asia/Ho_Chi_Minh", help="time zone of the dates")
-    return parser
-
-
-def preview_main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
-    """Run ``tthc templates`` with ``argv`` (the words after ``templates``); the exit code."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage or the help
-        return exc.code if isinstance(exc.code, int) else 2
-    out = stdout if stdout is not None else utf8(sys.stdout)
-    if args.command == "list":
-        for kind in KINDS:
-            out.write(f"{kind:<20} needs {', '.join(REQUIRED_PARAMS[kind])}\n")
-        return 0
-
-    params = sample_params(args.kind)
-    if args.params is not None:
-        try:
-            given = json.loads(args.params.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            print(f"{_PROG}: cannot read {args.params}: {exc}", file=sys.stderr)
-            return 2
-        if not isinstance(given, dict):
-            print(f"{_PROG}: {args.params} must hold a JSON object", file=sys.stderr)
-            return 2
-        params.update(given)
-    texts = Texts(args.templates)
-    out.write(f"{args.kind}, budget {args.budget} segment(s)\n")
-    for label, accents in (("with accents", True), ("unaccented", False)):
-        try:
-            sms = render_sms(
-                texts,
-                args.kind,
-                params,
-                accents=accents,
-                budget=args.budget,
-                zone=ZoneInfo(args.zone),
-            )
-        except ValidationFailed as exc:
-            print(f"{_PROG}: {exc.detail}", file=sys.stderr)
-            return 1
-        verdict = "" if sms.segments <= args.budget else ", OVER BUDGET"
-        shortened = ", ".join(sms.shortened_by) or "nothing"
-        out.write(
-            f"\n{label}: {sms.encoding}, {sms.segments} segment(s), {sms.characters} "
-            f"characters{verdict}; shortened by: {shortened}\n  {sms.text}\n"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(preview_main())

@@ -34,7 +34,7 @@ from gateway.delivery.zalo import ZaloChannels, zns_overdue
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.settings import Settings
 from gateway.storage.db import create_engine
-from gateway.texts import Texts
+from gateway.texts.templates import Texts
 from providers.registry import build_sms_providers
 
 log = logging.getLogger(__name__)

@@ -22,12 +22,12 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.cli.streams import utf8
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.settings import Settings
 from gateway.storage import migrate
 from gateway.storage import staff as staff_store
 from gateway.storage.db import Database
-from gateway.streams import utf8
 
 __all__ = ["main"]
 

@@ -17,7 +17,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from gateway.localredis import free_port
+from gateway.local.redis_server import free_port
 from gateway.storage import migrate
 
 pytestmark = pytest.mark.slow

@@ -17,9 +17,9 @@ import aiohttp
 
 from gateway import __version__
 from gateway.errors import ConfigError
+from gateway.http.signing import signed_headers
 from gateway.logs import configure as configure_logging
 from gateway.settings import Settings
-from gateway.signing import signed_headers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +73,7 @@ def _settings() -> Settings:
 
 
 def _serve(settings: Settings) -> int:
-    from gateway.server import serve
+    from gateway.processes.server import serve
 
     return serve(settings)
 
@@ -139,15 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["phones"]:
         # Its options belong to it; argparse would claim the ones that look like ours.
-        from gateway import phones_cli
+        from gateway.cli import phones as phones_cli
 
         return phones_cli.main(argv[1:])
     if argv[:1] == ["templates"]:
-        from gateway import notice_text
+        from gateway.cli import templates as templates_cli
 
-        return notice_text.preview_main(argv[1:])
+        return templates_cli.preview_main(argv[1:])
     if argv[:1] == ["user"]:
-        from gateway import staff_cli
+        from gateway.cli import users as staff_cli
 
         return staff_cli.main(argv[1:], _settings)
     args = _parser().parse_args(argv)
@@ -161,11 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         return _migrate(settings)
     if args.command == "worker":
-        from gateway import worker
+        from gateway.processes import worker
 
         return worker.run(settings, burst=args.burst, cron=not args.no_cron)
     if args.command == "demo":
-        from gateway import demo
+        from gateway.local import demo
 
         return demo.main(settings, dossiers=args.dossiers, delay=args.delay, stay=not args.exit)
     if args.command == "zalo":

@@ -1,13 +1,8 @@
-"""Tests for gateway.notice_text: SMS templates of notices, shortening, the preview command."""
+"""Tests for gateway.texts.sms: SMS templates of notices, shortening, the preview command."""
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import re
-import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -19,20 +14,19 @@ import pytest
 from gateway.domain.notices import NOTICE_KINDS
 from gateway.domain.sms_text import is_gsm7, segments, unaccent
 from gateway.errors import ValidationFailed
-from gateway.notice_text import (
+from gateway.settings import DEFAULT_TEMPLATES_DIR
+from gateway.texts.sms import (
     DEFAULT_HOTLINE,
     DEFAULT_OA_NAME,
     KINDS,
     REQUIRED_PARAMS,
     RenderedSms,
     abbreviate,
-    preview_main,
     render_sms,
 )
-from gateway.settings import DEFAULT_TEMPLATES_DIR
-from gateway.texts import Texts
+from gateway.texts.templates import Texts
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 CODE = "000.00.12.H19-240401-0001"
 RULES = ("abbreviate", "drop_procedure_name", "drop_applicant_name", "drop_agency_name", "truncate")
@@ -391,75 +385,3 @@ def test_templates_stay_strict_about_unknown_variables(tmp_path: Path) -> None:
     (tmp_path / "sms" / "withdrawal.txt.j2").write_text("Hồ sơ {{ dossier_cod }}", "utf-8")
     with pytest.raises(jinja2.UndefinedError, match="dossier_cod"):
         render(Texts(tmp_path), "withdrawal", {"dossier_code": CODE})
-
-
-# -- tthc templates --------------------------------------------------------------------
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LC_ALL": "C", "PYTHONIOENCODING": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.notice_text", *args],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=ROOT,
-        env=env,
-        timeout=30,
-        check=False,
-    )
-
-
-def test_preview_shows_both_forms_with_their_segment_counts() -> None:
-    result = _cli("preview", "invitation")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert out.startswith("invitation, budget 2 segment(s)")
-    assert "with accents: UCS-2, " in out and "unaccented: GSM-7, " in out
-    assert "shortened by: " in out
-    assert f"  Hồ sơ {CODE} " in out and f"  Ho so {CODE} " in out
-    accented, plain = (line for line in out.splitlines() if line.startswith("  "))
-    assert f"{segments(accented.strip()).segments} segment(s)" in out
-    assert f"unaccented: GSM-7, {segments(plain.strip()).segments} segment(s)" in out
-
-
-def test_preview_takes_params_and_budget(tmp_path: Path) -> None:
-    given = tmp_path / "params.json"
-    given.write_text(json.dumps({"pickup": None, "delivery": "online"}), "utf-8")
-    result = _cli("preview", "invitation", "--budget", "5", "--params", str(given))
-    assert result.returncode == 0, result.stderr
-    assert "budget 5 segment(s)" in result.stdout
-    assert "trên Cổng Dịch vụ công." in result.stdout and "tren Cong Dich vu cong." in result.stdout
-    assert "shortened by: nothing" in result.stdout
-
-
-def test_preview_refuses_unreadable_params_and_unknown_kinds() -> None:
-    out = io.StringIO()
-    assert preview_main(["preview", "apology", "--params", os.devnull], stdout=out) == 2
-    result = _cli("preview", "birthday")
-    assert result.returncode == 2 and "invalid choice" in result.stderr
-
-
-def test_preview_rejects_params_without_a_required_one(tmp_path: Path) -> None:
-    given = tmp_path / "params.json"
-    given.write_text('{"reason": null}', "utf-8")
-    result = _cli("preview", "apology", "--params", str(given))
-    assert result.returncode == 1
-    assert "reason" in result.stderr
-
-
-def test_list_names_every_kind() -> None:
-    out = io.StringIO()
-    assert preview_main(["list"], stdout=out) == 0
-    lines = out.getvalue().splitlines()
-    assert [line.split()[0] for line in lines] == list(KINDS)
-    assert "apology" in lines[KINDS.index("apology")] and "new_due_at" in lines[5]
-
-
-def test_tthc_templates_runs_the_preview(capsys: pytest.CaptureFixture[str]) -> None:
-    from gateway.cli import main
-
-    assert main(["templates", "preview", "apology", "--budget", "3"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("apology, budget 3 segment(s)")
-    assert "Xin hẹn lại trả kết quả lúc 17:00 ngày 19/04/2024." in out

@@ -30,7 +30,7 @@ SWEEP_SECONDS = 60
 
 def _cron(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
-    from gateway import jobs
+    from gateway.processes import jobs
 
     scheduler = CronScheduler(connection=Redis.from_url(settings.redis_url))
     urgent, _ = queue_names(settings)

@@ -1,4 +1,4 @@
-"""Tests for ``tthc phones`` (gateway.phones_cli), run as a real subprocess."""
+"""Tests for ``tthc phones`` (gateway.cli.phones), run as a real subprocess."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.phones_cli import main
+from gateway.cli.phones import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["input", "ok", "e164", "national", "carrier", "converted_from", "reason", "others"]
 INPUT_LINES = [
     "0912345678",
@@ -26,7 +26,7 @@ INPUT_LINES = [
 def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "gateway.phones_cli", *args],
+        [sys.executable, "-m", "gateway.cli.phones", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""``tthc user add|list|disable`` (gateway.staff_cli), on SQLite and PostgreSQL.
+"""``tthc user add|list|disable`` (gateway.cli.users), on SQLite and PostgreSQL.
 
 Most tests call the command's ``main`` in this process with real databases; one runs
 ``python -m gateway user`` as an operator would, to check the wiring and exit codes.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import staff_cli
-from gateway.localredis import free_port
+from gateway.cli import users as staff_cli
+from gateway.local.redis_server import free_port
 from gateway.settings import Settings
 from gateway.storage import migrate
 from gateway.storage.db import Database
@@ -26,7 +26,7 @@ from gateway.storage.staff import StaffUser, authenticate, hash_token
 from gateway.storage.tables import staff_users
 from tests.staff_helpers import empty_staff_tables, rows
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TODAY = datetime.now(UTC).date().isoformat()
 
 

@@ -10,7 +10,7 @@ status is 0 unless the input cannot be read (2).
 Usage::
 
     tthc phones [FILE|-] [--progress | --no-progress] [--summary]
-    python -m gateway.phones_cli numbers.txt --summary > numbers.jsonl
+    python -m gateway.cli.phones numbers.txt --summary > numbers.jsonl
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TextIO
 
+from gateway.cli.streams import utf8
 from gateway.domain.phones import normalize_phone
-from gateway.streams import utf8
 
 __all__ = ["main"]
 

@@ -17,10 +17,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.localredis import free_port
+from gateway.http.signing import signed_headers
+from gateway.local.redis_server import free_port
+from gateway.local.simulator import OneStopShop
 from gateway.settings import Settings
-from gateway.signing import signed_headers
-from gateway.simulator import OneStopShop
 from tests.helpers import SOURCES
 
 pytestmark = pytest.mark.slow

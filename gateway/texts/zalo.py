@@ -17,8 +17,8 @@ from typing import Any
 
 from jinja2 import TemplateNotFound
 
-from gateway.notice_text import notice_context
-from gateway.texts import Texts
+from gateway.texts.sms import notice_context
+from gateway.texts.templates import Texts
 
 # What ZNS templates may use, filled from every notice that has the fact.
 ZNS_PARAMETERS = (

@@ -1,0 +1,1 @@
+"""The ``tthc`` command line: ``main`` dispatches to one module per command group."""

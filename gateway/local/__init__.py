@@ -1,0 +1,1 @@
+"""The local-run kit: ``tthc demo``, the simulated one-stop-shop and a private Redis."""
