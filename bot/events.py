@@ -1,6 +1,6 @@
 """What a citizen does on the Official Account, as typed events the bot is fed with.
 
-``providers/zalo_webhook.py`` turns Zalo's webhook payloads into these; the bot never
+``providers/zalo/webhook.py`` turns Zalo's webhook payloads into these; the bot never
 sees Zalo's JSON. Every event carries the OA-scoped user id (``sender.id`` /
 ``follower.id``: the id to reply to), a deduplication key and the moment it happened.
 """

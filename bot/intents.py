@@ -72,7 +72,7 @@ SIMILARITY: Final = 0.8
 _FUZZY_MIN_CHARS: Final = 5
 _NOT_WORD: Final = re.compile(r"[^0-9a-z]+")
 _NUMBER: Final = re.compile(r"\d+")
-_PROOF: Final = re.compile(r"[\d\s.\-]+")
+_PROOF: Final = re.compile(r"\+?[\d\s.\-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +155,8 @@ def option_number(text: str) -> int | None:
 
 
 def proof_digits(text: str) -> str | None:
-    """The digits of a typed proof ("5 678", "0912.345.678"), or None if the text holds
-    anything but digits, spaces, dots and dashes."""
+    """The digits of a typed proof ("5 678", "0912.345.678", "+84 912 345 678"), or None
+    if the text holds anything but digits, spaces, dots, dashes and a leading plus."""
     stripped = unaccent(text).strip()
     if not stripped or not _PROOF.fullmatch(stripped):
         return None

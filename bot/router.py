@@ -12,13 +12,34 @@ four digits. Until then the bot answers the same whether or not the code exists,
 guessed code reveals nothing. Wrong proofs are counted per user and lock lookups for
 the window; asking about more than ``max_codes`` distinct codes in the window is
 refused as enumeration. Each refusal is logged (user id, never a phone number).
+
+Prompts are strict. While a step waits for an answer (a dossier code, the proof digits,
+1 or 2, a score, a description, a comment, the shared phone), typed text is read as that
+answer and nothing else: "5" at the "type the dossier code" prompt is not the fifth menu
+choice. Text that does not answer the prompt gets the prompt again (``reprompt``), with
+how to leave it; nothing is counted against the user for it. Only three things leave a
+prompt: a tapped button (its payload is an explicit command), the answer to a question a
+notice asked after the prompt, and a back word. The back words, typed as the whole
+message and with or without diacritics, are "menu" (or "bắt đầu", "trang chủ", "danh
+mục"), "hủy" (or "hủy bỏ", "thoát", "dừng lại") and "kết thúc"; "bỏ qua" is one too,
+except where it answers the prompt (the description of a report, the rating comment).
+At the proof prompt a new dossier code is also an answer: the user corrects the code.
+
+While a conversation with hotline staff (a handoff) is open, every message goes to the
+staff. The first forwarded message gets a short acknowledgement saying how to get back to
+the bot, and the next ones only once ``HANDOFF_ACK_INTERVAL`` has passed since the last
+acknowledgement, so a burst of messages gets one. The back words "kết thúc", "menu" and
+"hủy" (or the "#end", "#menu" and "#cancel" buttons) close the handoff and show the menu.
+A handoff carries the dossier it is about only if the user proved to own it in this
+conversation (the code of the button, of the current step, or else the last dossier
+proven); a code merely typed is never attached.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Final, Protocol
 
 from bot.events import (
@@ -33,6 +54,7 @@ from bot.events import (
 from bot.intents import (
     Command,
     match_intent,
+    normalize,
     option_number,
     parse_payload,
     proof_digits,
@@ -52,6 +74,12 @@ MENU: Final = ("lookup", "report", "subscribe", "rate", "human")
 PROOF_DIGITS: Final = 4
 MIN_SCORE: Final = 1
 MAX_SCORE: Final = 5
+# Commands (typed as back words or tapped) that leave any step for the menu.
+BACK: Final = frozenset({"menu", "cancel", "end"})
+# At most one acknowledgement of forwarded messages per this interval (see the module doc).
+HANDOFF_ACK_INTERVAL: Final = timedelta(minutes=10)
+# Steps where "bỏ qua" answers the prompt instead of leaving it.
+_SKIPPABLE_STEPS: Final = frozenset({"describe", "comment"})
 
 
 class TextRenderer(Protocol):
@@ -161,35 +189,35 @@ class _Turn:
             self.say("welcome")
             self.menu()
         elif isinstance(event, ChatOpened):
-            if not self.state.get("step"):
+            # During a handoff the menu would not work (messages go to the staff).
+            if not self.state.get("step") and self.handoff_id is None:
                 self.say("welcome")
                 self.menu()
         elif isinstance(event, InfoShared):
             await self.shared(event)
         elif isinstance(event, AttachmentSent):
             if self.handoff_id is not None:
-                self.forwarded = True
+                self.forward(event.at)
             else:
                 self.menu(lead="text_only")
         elif isinstance(event, TextSent):
-            await self.text(event.text)
+            await self.text(event.text, event.at)
 
-    async def text(self, text: str) -> None:
+    async def text(self, text: str, at: datetime) -> None:
         command = parse_payload(text)
         if self.handoff_id is not None:
-            if (command and command.name == "end") or match_intent(text, whole=True) == "end":
-                await self.services.close_handoff(self.user_id)
-                self.handoff_id = None
-                self.set_step(None)
-                self.say("handoff_closed")
-                self.menu()
-            else:
-                self.forwarded = True
+            await self.in_handoff(text, command, at)
             return
         if command is not None:
             await self.command(command)
             return
-        if await self.in_step(text):
+        step = self.state.get("step")
+        if step is not None:
+            if await self.in_step(step, text):
+                return
+            if not find_dossier_codes(text) and await self.answer_question(text):
+                return
+            self.reprompt(step)
             return
         found = find_dossier_codes(text)
         if not found and await self.answer_question(text):
@@ -209,9 +237,30 @@ class _Turn:
             return
         self.menu(lead="not_understood")
 
+    async def in_handoff(self, text: str, command: Command | None, at: datetime) -> None:
+        """Forward the message to the staff, unless it is a back word (see the module doc)."""
+        name = command.name if command is not None else match_intent(text, whole=True)
+        if name in BACK:
+            await self.services.close_handoff(self.user_id)
+            self.handoff_id = None
+            self.set_step(None)
+            self.say("handoff_closed")
+            self.menu()
+            return
+        self.forward(at)
+
+    def forward(self, at: datetime) -> None:
+        """Mark the message for the staff; acknowledge it unless one was just sent."""
+        self.forwarded = True
+        last = self.state.get("handoff_ack")
+        if last is not None and at - datetime.fromisoformat(last) < HANDOFF_ACK_INTERVAL:
+            return
+        self.state["handoff_ack"] = at.isoformat()
+        self.say("handoff_forwarded")
+
     async def command(self, command: Command) -> None:
         name, code = command.name, command.code
-        if name in ("menu", "cancel", "end", "skip"):
+        if name in BACK or name == "skip":
             self.set_step(None)
             if name == "cancel":
                 self.say("cancelled")
@@ -236,17 +285,19 @@ class _Turn:
         else:
             await self.about(code, name)
 
-    async def in_step(self, text: str) -> bool:
-        """Handle text that answers the current step; False if it does not."""
-        step = self.state.get("step")
-        if step is None:
-            return False
-        if match_intent(text, whole=True) == "cancel":
-            await self.command(Command("cancel"))
+    async def in_step(self, step: str, text: str) -> bool:
+        """Handle text that answers the current step (or leaves it); False if it does not."""
+        intent = match_intent(text, whole=True)
+        if intent in BACK or (intent == "skip" and step not in _SKIPPABLE_STEPS):
+            await self.command(Command(intent))
             return True
         if step == "proof":
+            found = find_dossier_codes(text)
+            if found:  # the user corrects the code they asked about
+                await self.about(found[0].code, self.state["then"])
+                return True
             digits = proof_digits(text)
-            if digits is None:
+            if digits is None or not _proof_shaped(digits):
                 return False
             await self.check_proof(self.state["code"], digits, self.state["then"])
             return True
@@ -263,7 +314,9 @@ class _Turn:
             await self.about(self.state["code"], "report_false" if number == 1 else "report_other")
             return True
         if step == "describe":
-            skipped = match_intent(text, whole=True) == "skip"
+            if not normalize(text):  # empty, or only emoji and punctuation
+                return False
+            skipped = intent == "skip"
             await self.open_report(
                 self.state["code"], self.state["kind"], None if skipped else text, "zalo"
             )
@@ -275,14 +328,41 @@ class _Turn:
             await self.rate(self.state["code"], score)
             return True
         if step == "comment":
+            if not normalize(text):
+                return False
             code, score = self.state["code"], self.state["score"]
             self.set_step(None)
-            if match_intent(text, whole=True) != "skip":
+            if intent != "skip":
                 await self.services.record_rating(self.user_id, code, score, text.strip()[:1000])
                 self.dossier_code = code
             self.say("rating_comment_thanks")
             return True
-        return False
+        return False  # "share" waits for the shared phone, never for text
+
+    def reprompt(self, step: str) -> None:
+        """Ask again what the step waits for, and say how to leave it."""
+        code = self.state.get("code")
+        buttons: tuple[Button, ...] = ()
+        if step == "kind" and code is not None:
+            buttons = (
+                self.button(Command("report_false", code)),
+                self.button(Command("report_other", code)),
+            )
+        elif step == "score" and code is not None:
+            buttons = tuple(
+                self.button(Command("rate", code, n)) for n in range(MIN_SCORE, MAX_SCORE + 1)
+            )
+        self.say("reprompt", buttons, step=step, code=code, purpose=self.state.get("then"))
+        if step == "share":
+            self.ask_phone()
+
+    def ask_phone(self) -> None:
+        self.replies.append(
+            AskPhone(
+                self.bot.texts.render("bot/ask_phone_title.txt.j2"),
+                self.bot.texts.render("bot/ask_phone_subtitle.txt.j2"),
+            )
+        )
 
     # --- ownership ------------------------------------------------------------------------
 
@@ -308,12 +388,7 @@ class _Turn:
             return
         self.set_step("proof", code=code, then=then)
         self.say("ask_proof", code=code)
-        self.replies.append(
-            AskPhone(
-                self.bot.texts.render("bot/ask_phone_title.txt.j2"),
-                self.bot.texts.render("bot/ask_phone_subtitle.txt.j2"),
-            )
-        )
+        self.ask_phone()
 
     def owns(self, dossier: DossierFacts) -> bool:
         if dossier.code in self.state.get("proven", []):
@@ -328,7 +403,6 @@ class _Turn:
             return
         dossier = await self.services.dossier(code)
         if dossier is not None and dossier.phone_e164 and _proof_matches(digits, dossier):
-            self.state.setdefault("proven", []).append(code)
             await self.proceed(dossier, then)
             return
         failures = await self.services.lookup_failed(self.user_id)
@@ -372,6 +446,8 @@ class _Turn:
     async def proceed(self, dossier: DossierFacts, then: str) -> None:
         code = dossier.code
         self.dossier_code = code
+        # The most recently proven last: a handoff without a code is about that one.
+        self.state["proven"] = [c for c in self.state.get("proven", []) if c != code] + [code]
         self.set_step(None)
         if then == "lookup":
             self.lookup(dossier)
@@ -466,22 +542,29 @@ class _Turn:
         if phone is None:
             self.set_step("share")
             self.say("subscribe_needs_phone")
-            self.replies.append(
-                AskPhone(
-                    self.bot.texts.render("bot/ask_phone_title.txt.j2"),
-                    self.bot.texts.render("bot/ask_phone_subtitle.txt.j2"),
-                )
-            )
+            self.ask_phone()
             return
         await self.services.subscribe(self.user_id, phone)
         self.set_step(None)
         self.say("subscribed", phone_tail=phone[-3:])
 
     async def open_handoff(self, code: str | None) -> None:
-        self.handoff_id = await self.services.open_handoff(self.user_id, code)
-        self.dossier_code = code
+        """Open (or rejoin) the handoff, about the dossier the user proved (module doc)."""
+        attached = await self.proven_code(code)
+        self.handoff_id = await self.services.open_handoff(self.user_id, attached)
+        self.dossier_code = attached
         self.set_step(None)
         self.say("handoff_opened")
+
+    async def proven_code(self, code: str | None) -> str | None:
+        """``code`` if the user owns it, else None; with no code, the last one proven."""
+        proven: list[str] = self.state.get("proven", [])
+        if code is None:
+            return proven[-1] if proven else None
+        if code in proven:
+            return code
+        dossier = await self.services.dossier(code)
+        return code if dossier is not None and self.owns(dossier) else None
 
 
 def _proof_matches(digits: str, dossier: DossierFacts) -> bool:
@@ -491,3 +574,9 @@ def _proof_matches(digits: str, dossier: DossierFacts) -> bool:
         return phone.endswith(digits)
     typed = normalize_phone(digits)
     return typed.ok and typed.e164 == phone
+
+
+def _proof_shaped(digits: str) -> bool:
+    """Whether typed digits can be a proof at all: four digits or a phone number. Other
+    digits ("5", "12345") are not counted as a wrong proof; the prompt is asked again."""
+    return len(digits) == PROOF_DIGITS or normalize_phone(digits).ok
