@@ -10,7 +10,6 @@ keys make them once per dossier.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.calendar import WorkingCalendar
+from gateway.storage import outbox
+from gateway.storage.outbox import GATEWAY_SOURCE, NewNotice
 from gateway.storage.tables import dossiers, notices, result_checks, zalo_users
 
 # Dossiers finished longer ago than this are not asked any more (a gateway started late,
@@ -144,32 +145,18 @@ async def _rating_requests(conn: AsyncConnection, now: datetime) -> list[str]:
 
 async def _notice(conn: AsyncConnection, dossier: Any, kind: str, now: datetime) -> str | None:
     """Insert the once-per-dossier notice unless it exists; returns its id if new."""
-    key = f"{dossier.code}/{kind}"
-    if (
-        await conn.execute(sa.select(notices.c.id).where(notices.c.dedupe_key == key))
-    ).first() is not None:
-        return None
-    notice_id = uuid.uuid4().hex
-    await conn.execute(
-        notices.insert().values(
-            id=notice_id,
-            dossier_code=dossier.code,
-            source_id="gateway",
-            event_id=f"{kind}-{dossier.code}",
-            kind=kind,
-            dedupe_key=key,
-            phone_e164=dossier.phone_e164,
-            params={
-                "dossier_code": dossier.code,
-                "procedure_name": dossier.procedure_name,
-                "agency_name": dossier.agency_name,
-                "applicant_name": dossier.applicant_name,
-            },
-            state="created",
-            lane="urgent",
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
+    question = NewNotice(
+        kind=kind,
+        dossier_code=dossier.code,
+        source_id=GATEWAY_SOURCE,
+        event_id=f"{kind}-{dossier.code}",
+        dedupe_key=f"{dossier.code}/{kind}",
+        phone_e164=dossier.phone_e164,
+        params={
+            "dossier_code": dossier.code,
+            "procedure_name": dossier.procedure_name,
+            "agency_name": dossier.agency_name,
+            "applicant_name": dossier.applicant_name,
+        },
     )
-    return notice_id
+    return await outbox.insert_once(conn, question, now)

@@ -11,9 +11,10 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.chat.tokens import DatabaseTokenStore, operator_alert
+from gateway.delivery.queues import QueueClient
 from gateway.settings import Settings
 from gateway.storage.db import create_engine
-from providers.zalo import ZaloClient
+from providers.zalo.client import ZaloClient
 
 
 @dataclass
@@ -25,6 +26,7 @@ class JobResources:
     redis: Redis
     session: aiohttp.ClientSession
     zalo: ZaloClient | None
+    queue: QueueClient
 
 
 def zalo_client(
@@ -48,9 +50,12 @@ async def job_resources(s: Settings, *, pool_size: int = 2) -> AsyncIterator[Job
     engine = create_engine(s.database_url, writer=True, pool_size=pool_size)
     redis = Redis.from_url(s.redis_url, socket_connect_timeout=2, socket_timeout=10)
     session = aiohttp.ClientSession()
+    queue = QueueClient(s)
     try:
-        yield JobResources(s, engine, redis, session, zalo_client(s, engine, redis, session))
+        zalo = zalo_client(s, engine, redis, session)
+        yield JobResources(s, engine, redis, session, zalo, queue)
     finally:
+        queue.close()
         await session.close()
         await redis.aclose()
         await engine.dispose()

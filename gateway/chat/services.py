@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from bot.ports import Citizen, DossierFacts, NoticeFacts, Question, ReportFacts
 from gateway.chat.runtime import JobResources
-from gateway.delivery.queues import enqueue
 from gateway.domain.calendar import WorkingCalendar
 from gateway.storage import reports as report_store
 from gateway.storage.tables import (
@@ -200,7 +199,8 @@ class ChatServices:
             acknowledge=False,  # the bot's answer tells the number and the date
         )
         report, notice_ids = created
-        self._enqueue(notice_ids)
+        # Best effort, like every enqueue: the relay picks up what this misses.
+        await self.r.queue.offer_notices([(i, "urgent") for i in notice_ids])
         return ReportFacts(
             report.id,
             report.number,
@@ -208,20 +208,6 @@ class ChatServices:
             report.status,
             report.expected_at,
         )
-
-    def _enqueue(self, notice_ids: list[str]) -> None:
-        """Best effort, like every enqueue: the relay picks up what this misses."""
-        if not notice_ids:
-            return
-        from redis import Redis as SyncRedis
-
-        redis = SyncRedis.from_url(self.s.redis_url, socket_connect_timeout=1, socket_timeout=2)
-        try:
-            enqueue(redis, self.s, [(i, "urgent") for i in notice_ids])
-        except Exception as exc:
-            log.warning("report notice not enqueued; the relay will", extra={"error": str(exc)})
-        finally:
-            redis.close()
 
     async def record_result_check(self, user_id: str, dossier_code: str, received: bool) -> bool:
         citizen = await self.citizen(user_id)

@@ -8,7 +8,9 @@ Usage::
 
 ``add`` prints the new user's API token on stdout, alone on its line, so a script can
 capture it; the token is not stored and cannot be shown again (a note on stderr says
-so). Errors go to stderr with exit status 1; a database that is not migrated gives 2.
+so). ``list`` prints a header row, then one tab-separated row per user, with times in
+``TIME_ZONE`` as ``dd/mm/yyyy HH:MM`` (``-`` for a user never disabled). Errors go to
+stderr with exit status 1; a database that is not migrated gives 2.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,6 +34,7 @@ from gateway.storage.db import Database
 __all__ = ["main"]
 
 _PROG = "tthc user"
+_LIST_HEADER = ("username", "role", "name", "created", "disabled")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,7 +61,20 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+def _local(moment: datetime | None, zone: tzinfo) -> str:
+    return moment.astimezone(zone).strftime("%d/%m/%Y %H:%M") if moment else "-"
+
+
+def _print_users(users: Sequence[staff_store.StaffUser], zone: tzinfo, out: TextIO) -> None:
+    print("\t".join(_LIST_HEADER), file=out)
+    for user in users:
+        created, disabled = _local(user.created_at, zone), _local(user.disabled_at, zone)
+        print(f"{user.username}\t{user.role}\t{user.name}\t{created}\t{disabled}", file=out)
+
+
+async def _run(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, now: datetime
+) -> int:
     try:
         current = await migrate.current_revision(settings.database_url)
     except (SQLAlchemyError, OSError) as exc:
@@ -68,7 +84,6 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
         print(f"{_PROG}: the database is not up to date; run `tthc migrate` first", file=err)
         return 2
     db = Database.open(settings.database_url)
-    now = datetime.now(UTC)
     try:
         if args.action == "add":
             token = await staff_store.add_user(db.writer, args.username, args.name, args.role, now)
@@ -79,10 +94,7 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
                 file=err,
             )
         elif args.action == "list":
-            for user in await staff_store.list_users(db.reader):
-                disabled = user.disabled_at.date().isoformat() if user.disabled_at else "-"
-                created = user.created_at.date().isoformat()
-                print(f"{user.username}\t{user.role}\t{user.name}\t{created}\t{disabled}", file=out)
+            _print_users(await staff_store.list_users(db.reader), settings.tz, out)
         else:
             user = await staff_store.disable_user(db.writer, args.username, now)
             print(f"{_PROG}: {user.username} is disabled", file=err)
@@ -103,9 +115,10 @@ def main(
     *,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Run ``tthc user`` with ``argv`` (after ``user``); settings load only when needed."""
     args = _parser().parse_args(list(argv))
     out = stdout or utf8(sys.stdout)
     err = stderr or utf8(sys.stderr)
-    return asyncio.run(_run(args, load_settings(), out, err))
+    return asyncio.run(_run(args, load_settings(), out, err, clock()))

@@ -8,7 +8,6 @@ rescheduling is all the rules allow), gets the automatic apology notice.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,8 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.calendar import WorkingCalendar
-from gateway.domain.notices import NoticeDraft
-from gateway.storage.tables import dossiers, notices
+from gateway.storage import outbox
+from gateway.storage.outbox import GATEWAY_SOURCE, NewNotice
+from gateway.storage.tables import dossiers
 
 ENDED = frozenset({"finished", "delivered", "refused", "withdrawn", "paused"})
 # The clock is the citizen's while they owe documents or fees.
@@ -76,17 +76,15 @@ async def sweep(
 
 
 async def _auto_apology(conn: AsyncConnection, d: sa.Row[Any], now: datetime) -> str | None:
-    key = f"{d.code}/auto_apology"
-    exists = (
-        await conn.execute(sa.select(notices.c.id).where(notices.c.dedupe_key == key))
-    ).first()
-    if exists:
-        return None
-    draft = NoticeDraft(
-        "auto_apology",
-        key,
-        d.phone_e164,
-        {
+    """The automatic apology for a late dossier, once per dossier; its id if new."""
+    apology = NewNotice(
+        kind="auto_apology",
+        dossier_code=d.code,
+        source_id=GATEWAY_SOURCE,
+        event_id=f"deadline:{d.code}",
+        dedupe_key=f"{d.code}/auto_apology",
+        phone_e164=d.phone_e164,
+        params={
             "dossier_code": d.code,
             "procedure_name": d.procedure_name,
             "agency_name": d.agency_name,
@@ -95,22 +93,4 @@ async def _auto_apology(conn: AsyncConnection, d: sa.Row[Any], now: datetime) ->
             "due_at": d.due_at.isoformat() if d.due_at else None,
         },
     )
-    notice_id = uuid.uuid4().hex
-    await conn.execute(
-        notices.insert().values(
-            id=notice_id,
-            dossier_code=d.code,
-            source_id="gateway",
-            event_id=f"deadline:{d.code}",
-            kind=draft.kind,
-            dedupe_key=draft.dedupe_key,
-            phone_e164=draft.phone_e164,
-            params=draft.params,
-            state="created",
-            attempts=0,
-            lane="urgent",
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    return notice_id
+    return await outbox.insert_once(conn, apology, now)

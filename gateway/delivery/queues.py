@@ -1,12 +1,14 @@
-"""The RQ queues notices travel on: an urgent lane and a bulk lane, per install prefix."""
+"""The RQ queues notices travel on (an urgent lane and a bulk lane, per install prefix),
+and the non-blocking way async code puts work on RQ's queues."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Concatenate, ParamSpec, TypeVar
 
 from redis import Redis, RedisError
 from rq import Queue
@@ -14,6 +16,11 @@ from rq import Queue
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+# What an unreachable or failing Redis raises through redis-py and RQ.
+QUEUE_ERRORS = (RedisError, OSError)
 
 # Notices per delivery job: large enough to spread RQ's per-job cost, small enough that
 # a job ends well inside its timeout even when a vendor is slow.
@@ -49,6 +56,47 @@ def enqueue(
     return jobs
 
 
+class QueueClient:
+    """RQ's synchronous enqueue, awaited from async code without blocking the event loop.
+
+    One synchronous Redis client per application (or per job), opened once: its
+    connection pool is thread-safe, and each call runs in a worker thread, so a slow or
+    unreachable Redis holds up a thread, never the loop that answers requests.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._redis = Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2)
+
+    async def call(
+        self,
+        put: Callable[Concatenate[Redis, Settings, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``put(redis, settings, *args, **kwargs)`` in a thread; Redis errors propagate."""
+        return await asyncio.to_thread(put, self._redis, self.settings, *args, **kwargs)
+
+    async def offer_notices(self, notices: Sequence[tuple[str, str]]) -> bool:
+        """Put (notice id, lane) pairs on their queues, best effort: the notices are in the
+        database already and the relay enqueues whatever this misses. Returns whether
+        they were queued; a Redis failure is logged, not raised."""
+        if not notices:
+            return True
+        try:
+            await self.call(enqueue, notices)
+        except QUEUE_ERRORS as exc:
+            log.warning(
+                "notices not enqueued; the relay will",
+                extra={"count": len(notices), "error": str(exc)},
+            )
+            return False
+        return True
+
+    def close(self) -> None:
+        self._redis.close()
+
+
 class Dispatcher:
     """Hands freshly committed notices to the queue without holding up the answer.
 
@@ -60,9 +108,8 @@ class Dispatcher:
     PAUSE_SECONDS = 5.0
     GATHER_SECONDS = 0.02
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._redis = Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2)
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
         self._paused_until = 0.0
         self._buffer: list[tuple[str, str]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -80,16 +127,10 @@ class Dispatcher:
         await asyncio.sleep(self.GATHER_SECONDS)
         notices, self._buffer = self._buffer, []
         self._flushing = None
-        await asyncio.to_thread(self._enqueue, notices)
-
-    def _enqueue(self, notices: list[tuple[str, str]]) -> None:
-        try:
-            enqueue(self._redis, self._settings, notices)
-        except RedisError as exc:
+        if not await self._queue.offer_notices(notices):
             self._paused_until = time.monotonic() + self.PAUSE_SECONDS
-            log.warning("queue unavailable; the relay will enqueue", extra={"error": str(exc)})
 
     async def close(self) -> None:
+        """Wait for the hand-over in progress (the queue client is its owner's to close)."""
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
-        self._redis.close()

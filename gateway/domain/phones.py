@@ -65,7 +65,9 @@ or ``+84``; ``00``/``+`` mean international, ``84`` + 9 or 10 digits means +84):
 
 Reason codes (``PhoneResult.reason``)
 -------------------------------------
-``empty``                  nothing given: blank, whitespace, or no digit at all
+``empty``                  nothing given: blank, whitespace or quotes only
+``no_digits``              text without a single digit: ``N/A``, ``không có``, ``-``,
+                           a label alone (``SĐT:``)
 ``letters``                letters inside or glued to the digits (never corrected)
 ``too_short``              fewer digits than a Vietnamese number (or a foreign one)
 ``too_long``               more digits than a Vietnamese number (or a foreign one)
@@ -120,6 +122,7 @@ __all__ = [
 ]
 
 EMPTY: Final = "empty"
+NO_DIGITS: Final = "no_digits"
 LETTERS: Final = "letters"
 TOO_SHORT: Final = "too_short"
 TOO_LONG: Final = "too_long"
@@ -136,6 +139,7 @@ SERVICE_NUMBER: Final = "service_number"
 REASONS: Final[frozenset[str]] = frozenset(
     {
         EMPTY,
+        NO_DIGITS,
         LETTERS,
         TOO_SHORT,
         TOO_LONG,
@@ -319,8 +323,8 @@ def normalize_phone(raw: str | None) -> PhoneResult:
 
     pieces = [piece for piece in _split(_BRACKETED.sub(_replace_bracket, text)) if piece]
     outcomes = [_normalize_piece(piece) for piece in pieces]
-    if not outcomes:
-        return _result(raw, _Outcome(reason=EMPTY))
+    if not outcomes:  # something was written, but no piece of it holds a digit
+        return _result(raw, _Outcome(reason=NO_DIGITS))
     chosen = next((i for i, outcome in enumerate(outcomes) if outcome.nsn is not None), 0)
     others = tuple(piece for i, piece in enumerate(pieces) if i != chosen)
     return _result(raw, outcomes[chosen], others)

@@ -111,6 +111,8 @@ def flags_for(
     if event.type == "dossier.received" and phone is not None and not phone.ok:
         if phone.reason == "empty":
             flag("phone_missing", "no mobile number was entered at receipt")
+        elif phone.reason == "no_digits":  # "N/A", "không có": said there is none
+            flag("phone_missing", "no mobile number was entered at receipt: text but no digits")
         elif phone.reason in _LANDLINE_REASONS:
             flag("phone_landline", f"the number entered cannot receive SMS ({phone.reason})")
         else:

@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
-from gateway.delivery.queues import Dispatcher
+from gateway.delivery.queues import Dispatcher, QueueClient
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.errors import ConfigError
 from gateway.http import api, ops, staff, webhooks, zalo
@@ -18,6 +18,7 @@ from gateway.http.keys import (
     CLOCK,
     DATABASE,
     METRICS,
+    QUEUE,
     RECEIPT_PARSERS,
     REDIS,
     SETTINGS,
@@ -35,6 +36,14 @@ from gateway.texts.templates import Texts
 from providers.registry import build_sms_providers
 
 
+async def _queue(app: web.Application) -> AsyncIterator[None]:
+    # One synchronous client for every enqueue of this process; used from threads only.
+    client = QueueClient(app[SETTINGS])
+    app[QUEUE] = client
+    yield
+    client.close()
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     current = await migrate.current_revision(settings.database_url)
@@ -47,7 +56,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
     db = Database.open(settings.database_url)
     app[DATABASE] = db
-    dispatcher = Dispatcher(settings)
+    dispatcher = Dispatcher(app[QUEUE])
     writer = IngestWriter(db, on_notices=dispatcher)
     await writer.start()
     app[WRITER] = writer
@@ -90,6 +99,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         load_overrides(settings.holiday_overrides_file or DEFAULT_OVERRIDES_FILE),
         tz=settings.time_zone,
     )
+    # The queue first: ingest, the staff API and the webhook waker all enqueue through it.
+    app.cleanup_ctx.append(_queue)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_providers)

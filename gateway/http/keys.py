@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.delivery.queues import QueueClient
 from gateway.domain.calendar import WorkingCalendar
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -18,6 +19,8 @@ from providers.base import Receipt
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 REDIS = web.AppKey("redis", Redis)
+# RQ's queues (notices, chat jobs), enqueued to from handlers without blocking the loop.
+QUEUE = web.AppKey("queue", QueueClient)
 WRITER = web.AppKey("writer", IngestWriter)
 METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -9,7 +9,6 @@ reply that cannot be queued is withdrawn and the officer is asked to send it aga
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -18,12 +17,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from redis import Redis as SyncRedis
-from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.chat.queue import enqueue_outbound
-from gateway.delivery.queues import enqueue
+from gateway.delivery.queues import QUEUE_ERRORS
 from gateway.domain import reports as workflow
 from gateway.domain.phones import mask_phone, mask_phones_in_text
 from gateway.errors import (
@@ -37,8 +34,7 @@ from gateway.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from gateway.http.keys import CALENDAR, CLOCK, DATABASE, SETTINGS, TEXTS
-from gateway.settings import Settings
+from gateway.http.keys import CALENDAR, CLOCK, DATABASE, QUEUE, SETTINGS, TEXTS
 from gateway.storage import handoffs as handoff_store
 from gateway.storage import reports as report_store
 from gateway.storage.staff import StaffUser, authenticate
@@ -224,34 +220,9 @@ def _view(request: web.Request, user: StaffUser) -> _View:
 # --- queues -------------------------------------------------------------------------------
 
 
-def _sync_redis(s: Settings) -> SyncRedis:
-    return SyncRedis.from_url(s.redis_url, socket_connect_timeout=1, socket_timeout=2)
-
-
-def _enqueue_notices(s: Settings, notice_ids: list[str]) -> None:
-    redis = _sync_redis(s)
-    try:
-        enqueue(redis, s, [(notice_id, "urgent") for notice_id in notice_ids])
-    finally:
-        redis.close()
-
-
-def _enqueue_reply(s: Settings, message_id: int) -> None:
-    redis = _sync_redis(s)
-    try:
-        enqueue_outbound(redis, s, [message_id])
-    finally:
-        redis.close()
-
-
 async def _dispatch(request: web.Request, notice_ids: list[str]) -> None:
     """Best effort: a notice the queue misses stays ``created`` and the relay sends it."""
-    if not notice_ids:
-        return
-    try:
-        await asyncio.to_thread(_enqueue_notices, request.app[SETTINGS], notice_ids)
-    except RedisError as exc:
-        log.warning("report notice not enqueued; the relay will", extra={"error": str(exc)})
+    await request.app[QUEUE].offer_notices([(notice_id, "urgent") for notice_id in notice_ids])
 
 
 # --- reports ------------------------------------------------------------------------------
@@ -388,8 +359,8 @@ async def reply_to_handoff(request: web.Request) -> web.Response:
     async with _database():
         message_id = await handoff_store.add_reply(engine, handoff_id, user.id, text, _now(request))
     try:
-        await asyncio.to_thread(_enqueue_reply, request.app[SETTINGS], message_id)
-    except RedisError as exc:
+        await request.app[QUEUE].call(enqueue_outbound, [message_id])
+    except QUEUE_ERRORS as exc:
         # Nothing would ever send it: take it back rather than leave it silently unsent.
         log.warning("staff reply not enqueued; withdrawn", extra={"error": str(exc)})
         async with _database():
@@ -416,8 +387,8 @@ async def close_handoff(request: web.Request) -> web.Response:
         handoff = await handoff_store.close_handoff(engine, handoff_id, _now(request))
     if message_id is not None:
         try:
-            await asyncio.to_thread(_enqueue_reply, request.app[SETTINGS], message_id)
-        except RedisError as exc:  # closed anyway; the farewell is only a courtesy
+            await request.app[QUEUE].call(enqueue_outbound, [message_id])
+        except QUEUE_ERRORS as exc:  # closed anyway; the farewell is only a courtesy
             log.warning("handoff farewell not enqueued", extra={"error": str(exc)})
     log.info("handoff closed", extra={"handoff": handoff.id, "staff": user.id})
     return _json(_view(request, user).handoff(handoff))

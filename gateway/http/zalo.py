@@ -1,6 +1,6 @@
 """``POST /webhooks/zalo``: verify, parse, hand off, acknowledge — the work comes after.
 
-The signature is checked on the raw body exactly as received (``reference/zalo.md`` §2),
+The signature is checked on the raw body exactly as received (Zalo signs those bytes),
 the event must be for our app and not older than the deduplication memory, and the
 event is queued with its deduplication mark in one Redis step. Zalo wants an answer
 within 2 s; nothing here waits on the database or on Zalo.
@@ -20,10 +20,11 @@ from redis import RedisError
 
 from gateway.chat import inbox
 from gateway.chat.queue import SEEN_SECONDS, enqueue_drain, enqueue_receipts
+from gateway.delivery.queues import QUEUE_ERRORS, QueueClient
 from gateway.errors import AuthenticationFailed, GatewayError, NotFound, StorageUnavailable
-from gateway.http.keys import CLOCK, METRICS, REDIS, SETTINGS
+from gateway.http.keys import CLOCK, METRICS, QUEUE, REDIS, SETTINGS
 from gateway.settings import Settings
-from providers.zalo_webhook import Ignored, ZnsReceipt, parse_webhook, verify_signature
+from providers.zalo.webhook import Ignored, ZnsReceipt, parse_webhook, verify_signature
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,8 @@ class ChatWaker:
 
     GATHER_SECONDS = 0.002
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._redis = SyncRedis.from_url(
-            settings.redis_url, socket_connect_timeout=1, socket_timeout=2
-        )
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
         self._users: set[str] = set()
         self._receipts = False
         self._scheduled = False
@@ -68,27 +66,28 @@ class ChatWaker:
         users, self._users = sorted(self._users), set()
         receipts, self._receipts = self._receipts, False
         self._scheduled = False
-        await asyncio.to_thread(self._enqueue, users, receipts)
-
-    def _enqueue(self, users: list[str], receipts: bool) -> None:
         try:
-            if users:
-                enqueue_drain(self._redis, self._settings, users)
-            if receipts:
-                enqueue_receipts(self._redis, self._settings)
-        except RedisError as exc:
+            await self._queue.call(_wake, users, receipts)
+        except QUEUE_ERRORS as exc:
             log.warning("chat queue unavailable; the relay will wake", extra={"error": str(exc)})
 
     async def close(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._redis.close()
+
+
+def _wake(redis: SyncRedis, s: Settings, users: list[str], receipts: bool) -> None:
+    """One thread hop for both kinds of wake-up."""
+    if users:
+        enqueue_drain(redis, s, users)
+    if receipts:
+        enqueue_receipts(redis, s)
 
 
 WAKER = web.AppKey("chat_waker", ChatWaker)
 
 
 async def waker_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[WAKER] = ChatWaker(app[SETTINGS])
+    app[WAKER] = ChatWaker(app[QUEUE])
     yield
     await app[WAKER].close()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,9 @@ from gateway.domain.dossier import ConsultationChange, Decision, DossierState, d
 from gateway.domain.events import Event
 from gateway.domain.rules import NEEDS_HISTORY, ConsultationView, History, PastEvent
 from gateway.errors import IdempotencyConflict, StorageUnavailable
+from gateway.storage import outbox
 from gateway.storage.db import Database
+from gateway.storage.outbox import NewNotice
 from gateway.storage.tables import consultations, dossiers, events, flags, notices
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class _GroupState:
     existing_notices: dict[str, dict[str, Any]]
     event_rows: list[dict[str, Any]] = field(default_factory=list)
     flag_rows: list[dict[str, Any]] = field(default_factory=list)
-    notice_rows: list[dict[str, Any]] = field(default_factory=list)
+    notice_rows: list[NewNotice] = field(default_factory=list)
     consultation_changes: list[tuple[str, ConsultationChange]] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
 
@@ -360,7 +361,7 @@ def _record(state: _GroupState, sub: Submission, now: datetime) -> Outcome | Exc
     if decision.consultation is not None:
         _merge_consultation(state, code, decision.consultation)
 
-    notice_answers = _notice_rows(state, sub, decision, now)
+    notice_answers = _notice_rows(state, sub, decision)
     for f in decision.flags:
         state.flag_rows.append(
             {
@@ -411,9 +412,7 @@ def _record(state: _GroupState, sub: Submission, now: datetime) -> Outcome | Exc
     return Outcome(answer, replayed=False)
 
 
-def _notice_rows(
-    state: _GroupState, sub: Submission, decision: Decision, now: datetime
-) -> list[dict[str, Any]]:
+def _notice_rows(state: _GroupState, sub: Submission, decision: Decision) -> list[dict[str, Any]]:
     answers: list[dict[str, Any]] = []
     for draft in decision.notices:
         existing = state.existing_notices.get(draft.dedupe_key)
@@ -428,31 +427,13 @@ def _notice_rows(
                 }
             )
             continue
-        notice_id = uuid.uuid4().hex
-        notice_state = "created" if draft.phone_e164 else "no_recipient"
-        row = {
-            "id": notice_id,
-            "dossier_code": decision.dossier.code,
-            "source_id": sub.source_id,
-            "event_id": sub.event.id,
-            "kind": draft.kind,
-            "dedupe_key": draft.dedupe_key,
-            "phone_e164": draft.phone_e164,
-            "params": draft.params,
-            "state": notice_state,
-            "lane": sub.lane,
-            "channel": None,
-            "provider": None,
-            "attempts": 0,
-            "last_error": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        state.notice_rows.append(row)
-        state.existing_notices[draft.dedupe_key] = row
-        answers.append(
-            {"id": notice_id, "kind": draft.kind, "channel": None, "state": notice_state}
+        notice = NewNotice.from_draft(
+            draft, decision.dossier.code, sub.source_id, sub.event.id, sub.lane
         )
+        state.notice_rows.append(notice)
+        answer = {"id": notice.id, "kind": notice.kind, "channel": None, "state": notice.state}
+        state.existing_notices[draft.dedupe_key] = answer
+        answers.append(dict(answer))
     return answers
 
 
@@ -495,8 +476,7 @@ def _flush(conn: Connection, state: _GroupState, now: datetime) -> None:
         _upsert_consultation(conn, code, change)
     if state.flag_rows:
         conn.execute(_insert_ignoring_duplicates(conn, flags), state.flag_rows)
-    if state.notice_rows:
-        conn.execute(notices.insert(), state.notice_rows)
+    outbox.insert_all(conn, state.notice_rows, now)
 
 
 def _insert_ignoring_duplicates(conn: Connection, table: sa.Table) -> Any:

@@ -9,7 +9,6 @@ still ``created`` after its grace time).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.domain.calendar import WorkingCalendar
 from gateway.domain.reports import check_transition, notice_kind_for, report_number
 from gateway.errors import NotFound
+from gateway.storage import outbox
+from gateway.storage.outbox import GATEWAY_SOURCE, NewNotice
 from gateway.storage.tables import chat_messages, dossiers, events, notices, report_transitions
 from gateway.storage.tables import reports as reports_table
 
@@ -34,8 +35,6 @@ __all__ = [
     "list_reports",
     "transition",
 ]
-
-NOTICE_SOURCE = "gateway"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,27 +259,18 @@ async def _insert_notice(
     }
     if note is not None:
         params["status_note"] = note
-    reachable = report.phone_e164 is not None or report.zalo_user_id is not None
-    notice_id = uuid.uuid4().hex
-    await conn.execute(
-        notices.insert().values(
-            id=notice_id,
-            dossier_code=report.dossier_code or "",
-            source_id=NOTICE_SOURCE,
-            event_id=f"report-{report.id}-{transition_id}",
-            kind=notice_kind_for(report.status),
-            dedupe_key=notice_dedupe_key(report.id, transition_id),
-            phone_e164=report.phone_e164,
-            zalo_user_id=report.zalo_user_id,
-            params=params,
-            state="created" if reachable else "no_recipient",
-            lane="urgent",
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
+    notice = NewNotice(
+        kind=notice_kind_for(report.status),
+        dossier_code=report.dossier_code or "",
+        source_id=GATEWAY_SOURCE,
+        event_id=f"report-{report.id}-{transition_id}",
+        dedupe_key=notice_dedupe_key(report.id, transition_id),
+        phone_e164=report.phone_e164,
+        zalo_user_id=report.zalo_user_id,
+        params=params,
     )
-    return notice_id if reachable else None
+    await outbox.insert(conn, notice, now)
+    return notice.id if notice.sendable else None
 
 
 async def list_reports(

@@ -7,6 +7,7 @@ Most tests call the command's ``main`` in this process with real databases; one 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import shutil
@@ -27,13 +28,15 @@ from gateway.storage.tables import staff_users
 from tests.staff_helpers import empty_staff_tables, rows
 
 ROOT = Path(__file__).resolve().parents[2]
-TODAY = datetime.now(UTC).date().isoformat()
+# 17:30 UTC on 24 April 2026 is half past midnight on the 25th in Vietnam.
+ADDED = datetime(2026, 4, 24, 17, 30, tzinfo=UTC)
+DISABLED = datetime(2026, 4, 27, 2, 5, tzinfo=UTC)
 
 
-def tthc_user(settings: Settings, *argv: str) -> tuple[int, str, str]:
-    """Run ``tthc user ARGV``: exit status, stdout, stderr."""
+def tthc_user(settings: Settings, *argv: str, at: datetime = ADDED) -> tuple[int, str, str]:
+    """Run ``tthc user ARGV`` at the moment ``at``: exit status, stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
-    status = staff_cli.main(list(argv), lambda: settings, stdout=out, stderr=err)
+    status = staff_cli.main(list(argv), lambda: settings, stdout=out, stderr=err, clock=lambda: at)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -104,15 +107,28 @@ def test_add_prints_the_token_once_and_stores_only_its_hash(staff_settings: Sett
 
 def test_list_shows_every_user_but_never_a_token(staff_settings: Settings) -> None:
     tokens = [add(staff_settings, "minh", "admin"), add(staff_settings, "an", "hotline")]
-    assert tthc_user(staff_settings, "disable", "minh")[0] == 0
+    assert tthc_user(staff_settings, "disable", "minh", at=DISABLED)[0] == 0
 
     status, out, err = tthc_user(staff_settings, "list")
     assert (status, err) == (0, "")
     assert out.splitlines() == [
-        f"an\thotline\tNguyễn Thị Hoa\t{TODAY}\t-",
-        f"minh\tadmin\tNguyễn Thị Hoa\t{TODAY}\t{TODAY}",
+        "username\trole\tname\tcreated\tdisabled",
+        "an\thotline\tNguyễn Thị Hoa\t25/04/2026 00:30\t-",
+        "minh\tadmin\tNguyễn Thị Hoa\t25/04/2026 00:30\t27/04/2026 09:05",
     ]
     assert not any(token in out for token in tokens)
+
+
+def test_list_shows_times_in_the_configured_time_zone(staff_settings: Settings) -> None:
+    add(staff_settings, "an")
+    tokyo = dataclasses.replace(staff_settings, time_zone="Asia/Tokyo")
+    status, out, err = tthc_user(tokyo, "list")
+    assert (status, err) == (0, "")
+    assert out.splitlines()[1:] == ["an\thotline\tNguyễn Thị Hoa\t25/04/2026 02:30\t-"]
+
+
+def test_list_of_no_users_is_the_header_alone(staff_settings: Settings) -> None:
+    assert tthc_user(staff_settings, "list") == (0, "username\trole\tname\tcreated\tdisabled\n", "")
 
 
 def test_a_disabled_users_token_stops_working(staff_settings: Settings) -> None:
@@ -125,7 +141,7 @@ def test_a_disabled_users_token_stops_working(staff_settings: Settings) -> None:
     assert first["disabled_at"] is not None
 
     # Disabling again is harmless and keeps the first date.
-    assert tthc_user(staff_settings, "disable", "hoa")[0] == 0
+    assert tthc_user(staff_settings, "disable", "hoa", at=DISABLED)[0] == 0
     assert stored(staff_settings) == [first]
 
 

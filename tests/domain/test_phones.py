@@ -167,6 +167,19 @@ def test_none_is_empty() -> None:
     assert result == PhoneResult("", False, None, None, None, None, "empty")
 
 
+# Blank characters (whitespace, quotes, zero-width) and wording that holds no digit.
+_BLANK = " \t\n'\"“”«»\u200b"
+_NO_DIGIT_TOKENS = [*_BLANK, *"-./:()xO", "SĐT", "N/A", "không có", "Zalo: ", "(anh Nam)"]
+
+
+@given(st.lists(st.sampled_from(_NO_DIGIT_TOKENS), max_size=10).map("".join))
+@example("abc")
+@example("  ")
+def test_a_field_without_digits_is_empty_only_when_blank(raw: str) -> None:
+    result = normalize_phone(raw)
+    assert result.reason == ("empty" if not raw.strip(_BLANK) else "no_digits"), result
+
+
 def test_provider_formats() -> None:
     result = normalize_phone("SĐT: 0168 765 4321")
     assert result.provider_format("84") == "84387654321"
