@@ -28,9 +28,9 @@ from rq import Queue
 from bench.common import wait_http
 from bench.delivery import noop
 from gateway.local.redis_server import free_port
+from providers.fakes.zalo import FakeZalo
 from providers.fakes.zalo import create_app as create_zalo_app
-from providers.fakes.zalo_state import FakeZalo
-from providers.zalo_webhook import sign
+from providers.zalo.webhook import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = f"tthc-bench-chat-{os.getpid()}:"

@@ -18,12 +18,14 @@ Domain code raises these; it never knows about HTTP. One middleware
     ├── StorageUnavailable          the database cannot be reached right now (retry later)
     └── ProviderError               an external service (SMS, Zalo) failed
         ├── TemporaryProviderError  worth retrying later (timeouts, 5xx, throttling)
+        │   ├── MaybeSent           sent, but no usable answer: the vendor may have the message
         │   ├── RateLimited         the vendor asked us to slow down (Zalo -32, HTTP 429)
         │   └── TokenRejected       the access token is invalid or expired (refresh, retry once)
         └── PermanentProviderError  retrying with this provider will not help (account, content)
             ├── RecipientUnreachable  no provider will reach this number (blocked, bad format)
             ├── ChannelUnavailable  this recipient cannot get it on this channel: try the next
             │   └── OutsideWindow   Zalo OA: no interaction in the last 7 days (-230, -232)
+            ├── TemplateRefused     Zalo refused the ZNS template or its data: re-read the template
             └── TokenRefreshFailed  the OA refresh token was refused: an OA admin must re-consent
 """
 
@@ -173,6 +175,20 @@ class RecipientUnreachable(PermanentProviderError):
     """The recipient cannot be reached at this number by any provider: do not fail over."""
 
 
+class MaybeSent(TemporaryProviderError):
+    """The request went out and no usable answer came back (read timeout, connection lost,
+    HTTP 504, an unreadable 2xx): the vendor may already have the message, so only a
+    vendor that recognises a repeat may be asked again."""
+
+    # Kept on the error for logs and stored attempt rows; decisions use the type.
+    CODE = "timeout_after_send"
+
+    def __init__(
+        self, provider: str, detail: str, retry_after_seconds: float | None = None
+    ) -> None:
+        super().__init__(provider, detail, self.CODE, retry_after_seconds)
+
+
 class RateLimited(TemporaryProviderError):
     """The vendor asked us to slow down (Zalo ``-32``, HTTP 429)."""
 
@@ -188,6 +204,11 @@ class ChannelUnavailable(PermanentProviderError):
 
 class OutsideWindow(ChannelUnavailable):
     """Zalo OA: the user has not interacted in the last 7 days, so ``cs`` is refused."""
+
+
+class TemplateRefused(PermanentProviderError):
+    """Zalo refused the ZNS template or the data filled into it (unknown, disabled or
+    changed template): what we know about the template may be out of date."""
 
 
 class TokenRefreshFailed(PermanentProviderError):

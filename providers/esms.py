@@ -33,12 +33,12 @@ HTTP 401, 403                               Permanent "http_<status>", account p
 other HTTP 4xx                              Permanent "http_<status>"
 2xx JSON without CodeResult                 Permanent "invalid_request"
 connection refused / DNS / connect timeout  Temporary "connect": nothing was sent
-sent, but no usable answer: read timeout,   Temporary "timeout_after_send": the
+sent, but no usable answer: read timeout,   MaybeSent ("timeout_after_send"): the
 connection lost, HTTP 504, 2xx not JSON     message may have been accepted
 ==========================================  =========================================
 
-The transport codes are the same in every provider module. With eSMS all of them are
-safe to retry (``idempotent = True``) because of ``RequestId``.
+The transport rows come from :mod:`providers._http`, shared by every provider. With
+eSMS all of them are safe to retry (``idempotent = True``) because of ``RequestId``.
 """
 
 from __future__ import annotations
@@ -54,10 +54,9 @@ from gateway.errors import (
     MalformedInput,
     PermanentProviderError,
     RecipientUnreachable,
-    TemporaryProviderError,
 )
 from gateway.settings import EsmsSettings
-from providers._http import raise_for_transient_status
+from providers._http import raise_for_transient_status, transport_error, unreadable_answer
 from providers.base import Receipt, ReceiptStatus, SmsAccepted, SmsMessage
 
 SEND_PATH = "/MainService.svc/json/SendMultipleMessage_V4_post_json/"
@@ -180,16 +179,9 @@ def national_phone(phone_e164: str) -> str:
 def _result(outcome: _Answer | BaseException) -> SmsAccepted:
     """Turn one eSMS exchange into SmsAccepted or raise our error (see module table)."""
     if isinstance(outcome, BaseException):
-        if isinstance(outcome, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
-            raise TemporaryProviderError(NAME, f"cannot connect: {outcome}", "connect")
-        if isinstance(outcome, aiohttp.InvalidURL):
-            raise PermanentProviderError(NAME, f"bad ESMS_BASE_URL: {outcome}", "config")
-        what = "no answer in time" if isinstance(outcome, TimeoutError) else "connection lost"
-        raise TemporaryProviderError(
-            NAME, f"{what} ({type(outcome).__name__}) after sending", "timeout_after_send"
-        )
+        raise transport_error(NAME, outcome, base_url_name="ESMS_BASE_URL") from outcome
     status = outcome.status
-    raise_for_transient_status(NAME, status, outcome.retry_after, maybe_sent=" after sending")
+    raise_for_transient_status(NAME, status, outcome.retry_after)
     if status in (401, 403):
         raise PermanentProviderError(
             NAME,
@@ -203,9 +195,7 @@ def _result(outcome: _Answer | BaseException) -> SmsAccepted:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise TemporaryProviderError(
-            NAME, f"HTTP {status} without a JSON object after sending", "timeout_after_send"
-        )
+        raise unreadable_answer(NAME, status)
     if "CodeResult" not in data:
         why = str(data.get("error") or "no CodeResult")[:200]
         raise PermanentProviderError(NAME, f"request refused: {why}", "invalid_request")

@@ -8,12 +8,12 @@ token as user, ``x`` as password) and JSON ``{"to": ["84…"], "content", "sms_t
 as a JSON POST ``{"type", "tranId", "phone", "status"}`` with ``status`` 0 = delivered.
 
 **No idempotency key** (``idempotent = False``). SpeedSMS cannot recognise a retry, so
-a retry after a lost answer may send the SMS twice. ``TemporaryProviderError`` with code
-``"timeout_after_send"`` means exactly that: the request went out and no usable answer
-came back (read timeout, connection lost, HTTP 504, an unreadable 2xx), so SpeedSMS may
-have taken the message. Every other error proves it did not (nothing reached it, or it
-answered with an error); ``"connect"`` in particular means nothing was sent. The
-delivery layer retries SpeedSMS only on those.
+a retry after a lost answer may send the SMS twice. :class:`~gateway.errors.MaybeSent`
+means exactly that: the request went out and no usable answer came back (read timeout,
+connection lost, HTTP 504, an unreadable 2xx), so SpeedSMS may have taken the message.
+Every other error proves it did not (nothing reached it, or it answered with an error);
+``"connect"`` in particular means nothing was sent. The delivery layer retries SpeedSMS
+only on those.
 
 Every answer and every transport failure goes through :func:`_result`:
 
@@ -36,12 +36,14 @@ HTTP 408, 5xx other than 504                Temporary "http_<status>" (+ Retry-A
 HTTP 401, 403                               Permanent "http_<status>", account problem
 other HTTP 4xx without an error body        Permanent "http_<status>"
 connection refused / DNS / connect timeout  Temporary "connect": nothing was sent
-sent, but no usable answer: read timeout,   Temporary "timeout_after_send": the
+sent, but no usable answer: read timeout,   MaybeSent ("timeout_after_send"): the
 connection lost, HTTP 504, unreadable 2xx   message may have been accepted
 ==========================================  ==========================================
 
-The vendor error codes follow SpeedSMS's public API page; our reference notes do not
-list them, so check them against the vendor's current documentation before going live.
+The transport rows come from :mod:`providers._http`, shared by every provider.
+
+The vendor error codes follow SpeedSMS's public API page and nothing else confirms them,
+so check them against the vendor's current documentation before going live.
 An unknown code is permanent so that nothing is retried blindly.
 """
 
@@ -63,14 +65,12 @@ from gateway.errors import (
     TemporaryProviderError,
 )
 from gateway.settings import SpeedSmsSettings
-from providers._http import raise_for_transient_status
+from providers._http import raise_for_transient_status, transport_error, unreadable_answer
 from providers.base import Receipt, SmsAccepted, SmsMessage
 
 SEND_PATH = "/index.php/sms/send"
 NAME = "speedsms"
 
-# The one temporary error code after which SpeedSMS may nevertheless have taken the message.
-MAYBE_ACCEPTED_CODES = frozenset({"timeout_after_send"})
 _ACCOUNT_ERRORS = {
     "007": "this server's IP address is blocked",
     "008": "the account is locked",
@@ -187,32 +187,17 @@ def international_phone(phone_e164: str) -> str:
 def _result(outcome: _Answer | BaseException) -> SmsAccepted:
     """Turn one SpeedSMS exchange into SmsAccepted or raise our error (see module table)."""
     if isinstance(outcome, BaseException):
-        if isinstance(outcome, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
-            raise TemporaryProviderError(NAME, f"cannot connect: {outcome}", "connect")
-        if isinstance(outcome, aiohttp.InvalidURL):
-            raise PermanentProviderError(NAME, f"bad SPEEDSMS_BASE_URL: {outcome}", "config")
-        what = "no answer in time" if isinstance(outcome, TimeoutError) else "connection lost"
-        raise TemporaryProviderError(
-            NAME,
-            f"{what} ({type(outcome).__name__}) after sending; it may have been accepted",
-            "timeout_after_send",
-        )
+        raise transport_error(NAME, outcome, base_url_name="SPEEDSMS_BASE_URL") from outcome
     status = outcome.status
     data = _json_object(outcome.body)
-    raise_for_transient_status(
-        NAME, status, outcome.retry_after, maybe_sent="; it may have been accepted"
-    )
+    raise_for_transient_status(NAME, status, outcome.retry_after)
     if status in (401, 403):
         raise PermanentProviderError(
             NAME, f"account problem (HTTP {status}): check SPEEDSMS_TOKEN", f"http_{status}"
         )
     if data is None or (data.get("status") not in ("success", "error") and status < 300):
         if 200 <= status < 300:
-            raise TemporaryProviderError(
-                NAME,
-                f"HTTP {status} with an unreadable answer; it may have been accepted",
-                "timeout_after_send",
-            )
+            raise unreadable_answer(NAME, status)
         raise PermanentProviderError(NAME, f"HTTP {status}", f"http_{status}")
     if data.get("status") == "success":
         payload = data.get("data")

@@ -29,8 +29,9 @@ from gateway.domain.phones import mask_phones_in_text
 from gateway.errors import GatewayError
 from gateway.storage.tables import chat_messages, handoffs, zalo_users
 from gateway.texts.templates import Texts
-from providers.zalo import Button, OaRequestUserInfo, OaText, ZaloClient
-from providers.zalo_webhook import parse_webhook
+from providers.zalo.client import ZaloClient
+from providers.zalo.oa import Button, OaRequestUserInfo, OaText
+from providers.zalo.webhook import parse_webhook
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.storage.tables import zalo_tokens
-from providers.zalo import TokenPair
+from providers.zalo.tokens import TokenPair
 
 log = logging.getLogger(__name__)
 

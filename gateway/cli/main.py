@@ -38,9 +38,18 @@ def _parser() -> argparse.ArgumentParser:
     templates.add_argument("args", nargs=argparse.REMAINDER)
 
     demo = sub.add_parser("demo", help="everything on one machine with sample traffic")
-    demo.add_argument("--dossiers", type=int, default=12, help="sample dossiers to post")
+    demo.add_argument(
+        "--dossiers",
+        type=int,
+        default=12,
+        help="sample dossiers to post (at least the 6 scripted ones; the rest are random)",
+    )
     demo.add_argument("--delay", type=float, default=0.15, help="seconds between events")
-    demo.add_argument("--exit", action="store_true", help="stop after posting (no serving)")
+    demo.add_argument(
+        "--exit",
+        action="store_true",
+        help="stop after posting and checking (exit status 1 if a part is broken)",
+    )
 
     phones = sub.add_parser("phones", help="normalise phone numbers (one per line)", add_help=False)
     phones.add_argument("args", nargs=argparse.REMAINDER)
@@ -93,7 +102,7 @@ async def _set_refresh_token(settings: Settings, token: str) -> int:
 
     from gateway.chat.tokens import DatabaseTokenStore, alert_key
     from gateway.storage.db import create_engine
-    from providers.zalo import TokenPair
+    from providers.zalo.tokens import TokenPair
 
     if not settings.zalo.enabled:
         print("tthc: ZALO_APP_ID and ZALO_APP_SECRET are not set", file=sys.stderr)
@@ -152,9 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return staff_cli.main(argv[1:], _settings)
     args = _parser().parse_args(argv)
     settings = _settings()
-    if args.command == "demo":
-        configure_logging("WARNING", "text")  # the demo prints its own story on stdout
-    else:
+    if args.command != "demo":  # the demo prints its story on stdout and logs to a file
         configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return _serve(settings)

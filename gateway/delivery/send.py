@@ -29,6 +29,7 @@ from gateway.delivery.zalo import ZaloChannels
 from gateway.domain.schedule import quiet_until, retry_delay
 from gateway.errors import (
     GatewayError,
+    MaybeSent,
     PermanentProviderError,
     RecipientUnreachable,
     TemporaryProviderError,
@@ -190,7 +191,7 @@ class Sender:
             code = getattr(result, "code", None)
             if isinstance(result, TemporaryProviderError):
                 failures += 1
-                ambiguous = result.code == "timeout_after_send" and not provider.idempotent
+                ambiguous = isinstance(result, MaybeSent) and not provider.idempotent
                 attempts.append(
                     {
                         "request_id": request_id,

@@ -26,12 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.delivery import outbox
 from gateway.delivery.outbox import ClaimedNotice
 from gateway.domain.routing import Plan, ZaloContact, plan_channels
-from gateway.errors import GatewayError, TemporaryProviderError
+from gateway.errors import GatewayError, MaybeSent, TemporaryProviderError
 from gateway.settings import Settings
 from gateway.storage.tables import chat_messages, deliveries, notices, zalo_users
 from gateway.texts.templates import Texts
 from gateway.texts.zalo import render_oa, zns_data
-from providers.zalo import Button, OaText, ZaloClient
+from providers.zalo.client import ZaloClient
+from providers.zalo.oa import Button, OaText
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ class ZaloChannels:
                     }
                 )
                 continue
-            if getattr(result, "code", None) == "timeout_after_send":
+            if isinstance(result, MaybeSent):
                 # Zalo may have shown it: neither again nor by SMS; a person checks.
                 detail = f"zalo_oa: {result}"[:500]
                 attempts.append(

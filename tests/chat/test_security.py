@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.storage.tables import chat_messages
-from providers.zalo_webhook import sign
+from providers.zalo.webhook import sign
 from tests.chat.conftest import CODE, OWNER_PHONE, STRANGER_PHONE, ChatRig, text_of, texts
 from tests.helpers import event
 

@@ -1,8 +1,8 @@
 """Zalo webhooks: the signature on the raw body, and every event kind into our types.
 
-Pure functions from ``providers/zalo_webhook.py``, checked against ``reference/zalo.md``
-§2: ``mac = hex(SHA256(app_id + raw_body + timestamp + OA secret key))``. Payloads are
-shaped like the reference's examples. Whatever arrives, the outcome is an event, an
+Pure functions from ``providers/zalo/webhook.py``, checked against ``docs/zalo.md``
+(§ Webhooks): ``mac = hex(SHA256(app_id + raw_body + timestamp + OA secret key))``.
+Payloads are shaped like the examples there. Whatever arrives, the outcome is an event, an
 ``AuthenticationFailed`` or a ``MalformedInput`` naming the field — never anything else.
 """
 
@@ -27,7 +27,7 @@ from bot.events import (
     Unfollowed,
 )
 from gateway.errors import AuthenticationFailed, MalformedInput
-from providers.zalo_webhook import (
+from providers.zalo.webhook import (
     Ignored,
     ZnsReceipt,
     parse_webhook,

@@ -1,6 +1,6 @@
 """Zalo webhooks: check the signature on the raw body, then turn the JSON into our types.
 
-Pure functions, no I/O (``reference/zalo.md`` §2). The signature header is
+Pure functions, no I/O (``docs/zalo.md`` (§ Webhooks)). The signature header is
 ``X-ZEvent-Signature: mac=<64 hex>`` with
 ``mac = hex(SHA256(app_id + raw_body + timestamp + key))`` — plain SHA-256, not HMAC —
 where ``app_id`` and ``timestamp`` are the string values in the body and ``key`` is the
