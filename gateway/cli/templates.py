@@ -25,7 +25,7 @@ _COMMON_SAMPLE: dict[str, Any] = {
     "dossier_code": "000.00.12.H19-240401-0001",
     "procedure_name": "Cấp giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở và tài sản "
     "khác gắn liền với đất lần đầu",
-    "agency_name": "Ủy ban nhân dân huyện Long Thành, tỉnh Đồng Nai",
+    "agency_name": "Ủy ban nhân dân xã Long Thành, tỉnh Đồng Nai",
     "applicant_name": "Tôn Nữ Hoàng Thị Ngọc Bảo Trâm",
     "received_at": "2024-04-01T08:15:00+07:00",
     "due_at": "2024-04-12T17:00:00+07:00",
@@ -43,19 +43,19 @@ _SAMPLES: dict[str, dict[str, Any]] = {
     },
     "refusal": {
         "reason": "Thửa đất nằm trong khu vực đã có thông báo thu hồi đất theo Quyết định số "
-        "5678/QĐ-UBND ngày 15/3/2024 của Ủy ban nhân dân huyện Long Thành",
+        "5678/QĐ-UBND ngày 15/3/2024 của Ủy ban nhân dân tỉnh Đồng Nai",
     },
     "fees": {"amount": 150000, "reason": "Lệ phí cấp giấy chứng nhận"},
     "withdrawal": {},
     "apology": {
-        "reason": "Cần xác minh nguồn gốc sử dụng đất với Ủy ban nhân dân xã Phước Thiền",
+        "reason": "Cần xác minh nguồn gốc sử dụng đất với Văn phòng Đăng ký đất đai tỉnh",
         "old_due_at": "2024-04-12T17:00:00+07:00",
         "new_due_at": "2024-04-19T17:00:00+07:00",
     },
     "auto_apology": {},
     "invitation": {
-        "pickup": "Bộ phận một cửa Ủy ban nhân dân huyện Long Thành, số 1 đường Lê Duẩn, thị "
-        "trấn Long Thành",
+        "pickup": "Bộ phận Một cửa Ủy ban nhân dân xã Long Thành, số 1 đường Lê Duẩn, xã Long "
+        "Thành, tỉnh Đồng Nai",
         "delivery": None,
     },
     "report_received": {"expected_at": "2024-04-20T17:00:00+07:00"},

@@ -120,7 +120,8 @@ def _apply(d: DossierState, event: Event, phone: PhoneResult | None) -> DossierS
     if snap.received_at:
         changes["received_at"] = snap.received_at
     if snap.due_at:
-        changes["due_at"] = snap.due_at
+        if not promised(d):
+            changes["due_at"] = snap.due_at
         if d.original_due_at is None:
             changes["original_due_at"] = snap.due_at
     if event.type == "dossier.received" and event.actor:
@@ -141,6 +142,16 @@ def _apply(d: DossierState, event: Event, phone: PhoneResult | None) -> DossierS
     ):
         changes["deadline_state"] = None
     return replace(d, **changes)  # type: ignore[arg-type]
+
+
+def promised(d: DossierState) -> bool:
+    """Whether the citizen was promised a new date in an apology (``dossier.delayed``).
+
+    That date is what the citizen holds, so it stays the dossier's due date — in the
+    lookup, the API and the next reminder — whatever date later snapshots re-send; only
+    another apology moves it. The first appointment stays in ``original_due_at``.
+    """
+    return d.reschedule_count > 0
 
 
 def _count(d: DossierState, event: Event) -> DossierState:

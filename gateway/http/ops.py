@@ -1,18 +1,64 @@
-"""Operations endpoints: liveness, readiness (database and Redis), Prometheus metrics."""
+"""Operations endpoints: the root page, liveness, readiness (database and Redis), metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from gateway import __version__
 from gateway.chat.tokens import alert_key
 from gateway.http.keys import DATABASE, METRICS, REDIS, SETTINGS
+from gateway.settings import DEFAULT_TEMPLATES_DIR
+from gateway.storage.db import parse_database_url
 
 routes = web.RouteTableDef()
+# Pages running next to the gateway (the demo's fakes), by name, shown on the root page.
+PAGE_LINKS: web.AppKey[dict[str, str]] = web.AppKey("page_links")
+_DATABASE_KINDS = {"sqlite": "SQLite (nhúng)", "postgresql": "PostgreSQL"}
+
+
+@routes.get("/")
+async def root(request: web.Request) -> web.Response:
+    """A small HTML page for operators: what runs, and links to look further."""
+    settings = request.app[SETTINGS]
+    try:
+        redis_ok = bool(await asyncio.wait_for(request.app[REDIS].ping(), timeout=1))
+    except Exception:  # shown as "not reachable"; /readyz says why
+        redis_ok = False
+    redis = urlsplit(settings.redis_url)
+    # Host, port and database only: the URL may carry a password.
+    where = (
+        redis.path
+        if redis.scheme == "unix"
+        else f"{redis.hostname}:{redis.port or 6379}{redis.path or '/0'}"
+    )
+    dialect = parse_database_url(settings.database_url).dialect
+    console = next(
+        (r.canonical for r in request.app.router.resources() if r.canonical == "/console"), None
+    )
+    env = Environment(
+        # An operator's TEMPLATES_DIR may predate the page: fall back to the shipped one.
+        loader=FileSystemLoader([settings.templates_dir, DEFAULT_TEMPLATES_DIR]),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    page = env.get_template("pages/root.html.j2").render(
+        version=__version__,
+        database=_DATABASE_KINDS.get(dialect, dialect),
+        redis={"where": where, "ok": redis_ok},
+        zalo=settings.zalo.enabled,
+        sms_providers=settings.sms_providers,
+        console=console,
+        links=request.app.get(PAGE_LINKS, {}),
+    )
+    return web.Response(text=page, content_type="text/html", charset="utf-8")
 
 
 @routes.get("/healthz")

@@ -4,52 +4,96 @@ Embedded SQLite, the local Redis (or a private redis-server when none answers), 
 HTTP service, local fakes of the eSMS and SpeedSMS APIs (each with a page listing the
 SMS it received) and of the Zalo platform (OAuth, OA messages, ZNS, signed webhooks, and
 a chat page to talk to the OA as a citizen), a worker, and a simulated one-stop-shop
-posting signed events through the real API. A scripted citizen then follows the OA,
-looks up their dossier and reports a false closure, and the chat page's address is
-printed so anyone can do the same.
+posting signed events through the real API: scripted stories that make every audit rule
+fire, then random ones. A scripted citizen then follows the OA, looks up their dossier
+and reports a false closure.
+
+The demo checks what it shows: when an event is refused, a notice is not delivered, a
+rule did not fire or the citizen got no answer, it says so loudly and exits non-zero.
+It may run again on the same ``var/``: the fresh fake Zalo's refresh token is stored
+as ``tthc zalo set-refresh-token`` would, and dossier numbers continue. Logs go to
+``var/demo.log``; SIGINT and SIGTERM stop every process it started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import suppress
-from typing import Any, TextIO
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
 
 import aiohttp
+import sqlalchemy as sa
 from aiohttp import web
+from redis.asyncio import Redis
 
+from gateway.chat.tokens import DatabaseTokenStore, alert_key
+from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.domain.phones import normalize_phone
 from gateway.http.app import create_app
+from gateway.http.ops import PAGE_LINKS
 from gateway.http.signing import signed_headers
 from gateway.local.redis_server import PrivateRedis, free_port, reachable
 from gateway.local.simulator import OneStopShop
+from gateway.logs import JsonFormatter
 from gateway.settings import Settings
 from gateway.storage import migrate
-from providers.fakes.sms import FakeSmsCentre, create_esms_app, create_speedsms_app
+from gateway.storage.db import create_engine
+from gateway.storage.tables import dossiers as dossiers_table
+from providers.fakes import FakeSmsCentre, create_esms_app, create_speedsms_app
+from providers.fakes.zalo import FakeUser, FakeZalo
 from providers.fakes.zalo import create_app as create_zalo_app
-from providers.fakes.zalo_state import FakeUser, FakeZalo
+from providers.zalo.tokens import TokenPair
 
 DEMO_SOURCE = "demo-onestop"
+# Notice states that mean "still on its way".
+MOVING = ("created", "queued", "sending", "sent")
+# Every audit rule the scripted stories must make fire.
+EXPECTED_RULES = (
+    "phone_missing",
+    "phone_landline",
+    "pause_during_consultation",
+    "withdrawal_without_approval",
+    "second_rescheduling",
+)
+
+
+@dataclass
+class Outcome:
+    """What the demo saw; ``problems`` non-empty means a part of it is broken."""
+
+    codes: list[str] = field(default_factory=list)
+    scripted: int = 0
+    views: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 class Demo:
     """Everything the demo starts, so it can all be stopped again."""
 
-    def __init__(self, settings: Settings, out: TextIO) -> None:
+    def __init__(self, settings: Settings, out: TextIO, log_path: Path) -> None:
         self.base_settings = settings
         self.out = out
+        self.log_path = log_path
         self.private_redis: PrivateRedis | None = None
         self.runners: list[web.AppRunner] = []
         self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_log: BinaryIO | None = None
         self.overrides: dict[str, str] = {}
         self.zalo = FakeZalo(receipt_delay=1.0)
+        self.links: dict[str, str] = {}
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -96,60 +140,115 @@ class Demo:
             "ZNS_TEMPLATE_INVITATION": "250001",
             # At night every notice would (rightly) wait for the morning: not for a demo.
             "QUIET_HOURS": "",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "INFO",
+            "LOG_FORMAT": "json",
         }
         settings = Settings.from_mapping({**s.env, **self.overrides})
         migrate.upgrade(settings.database_url)
         self.say(f"· database {settings.database_url} migrated")
         return settings
 
+    async def resume(self, settings: Settings) -> int:
+        """Make an earlier run's state usable; return how many dossiers it left.
+
+        This fake Zalo is new and refuses the refresh token an earlier run stored, so
+        its own token is stored (what ``tthc zalo set-refresh-token`` does after an OA
+        admin grants access again) and the operator alert cleared.
+        """
+        engine = create_engine(settings.database_url, writer=True)
+        try:
+            store = DatabaseTokenStore(engine, settings.zalo.app_id)
+            await store.save(TokenPair("", settings.zalo.refresh_token, 0.0))
+            async with engine.connect() as conn:
+                count = await conn.scalar(sa.select(sa.func.count()).select_from(dossiers_table))
+        finally:
+            await engine.dispose()
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        try:
+            await redis.delete(alert_key(settings.redis_key_prefix))
+        finally:
+            await redis.aclose()
+        earlier = int(count or 0)
+        if earlier:
+            self.say(
+                f"· {earlier} dossiers from earlier runs kept; the fake Zalo's refresh token "
+                "stored and the Zalo alert cleared"
+            )
+        return earlier
+
     async def start(self, settings: Settings) -> str:
         base = settings.public_base_url
         receipts = f"{base}/webhooks/sms/speedsms/{settings.sms_webhook_secret}"
-        fakes = (
-            (create_esms_app(FakeSmsCentre(receipt_delay=1.0)), self.esms_port),
+        # Named as the root page's template knows them.
+        self.links = {
+            "esms": f"http://127.0.0.1:{self.esms_port}/",
+            "speedsms": f"http://127.0.0.1:{self.speedsms_port}/",
+            "zalo": f"http://127.0.0.1:{self.zalo_port}/",
+        }
+        gateway = create_app(settings)
+        gateway[PAGE_LINKS] = dict(self.links)
+        apps = (
+            (create_esms_app(FakeSmsCentre(receipt_delay=1.0)), "127.0.0.1", self.esms_port),
             (
                 create_speedsms_app(FakeSmsCentre(receipt_delay=1.0, callback_url=receipts)),
+                "127.0.0.1",
                 self.speedsms_port,
             ),
-            (create_zalo_app(self.zalo), self.zalo_port),
-            (create_app(settings), settings.http_port),
+            (create_zalo_app(self.zalo), "127.0.0.1", self.zalo_port),
+            (gateway, settings.http_host, settings.http_port),
         )
         self.zalo.webhook_url = f"{base}/webhooks/zalo"
-        for app, port in fakes:
+        for app, host, port in apps:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            await web.TCPSite(
-                runner, "127.0.0.1" if app is not fakes[-1][0] else settings.http_host, port
-            ).start()
             self.runners.append(runner)
+            await web.TCPSite(runner, host, port).start()
         self.worker = self._start_worker()
-        self.say(f"· gateway on {base}  (health {base}/readyz, metrics {base}/metrics)")
-        self.say(f"· watch the SMS arrive at the fake eSMS:  http://127.0.0.1:{self.esms_port}/")
-        self.say(
-            f"  (the fake SpeedSMS, used when eSMS fails: http://127.0.0.1:{self.speedsms_port}/)"
-        )
-        self.say(
-            f"· chat with the OA as a citizen on the fake Zalo: http://127.0.0.1:{self.zalo_port}/"
-        )
+        self.say(f"· gateway on {base}/  (health {base}/readyz, metrics {base}/metrics)")
+        self.say(f"· watch the SMS arrive at the fake eSMS:  {self.links['esms']}")
+        self.say(f"  (the fake SpeedSMS, used when eSMS fails: {self.links['speedsms']})")
         return base
 
     def _start_worker(self) -> subprocess.Popen[bytes]:
+        self.worker_log = self.log_path.open("ab")
+        # Its own session: a Ctrl+C in the terminal reaches the demo, which stops the
+        # worker in order; and its cron child can be found again by process group.
         return subprocess.Popen(
             [sys.executable, "-m", "gateway", "worker"],
             env={**os.environ, **self.overrides},
-            stdout=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=self.worker_log,
+            stderr=self.worker_log,
+            start_new_session=True,
         )
 
     async def stop(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.terminate()
-            with suppress(subprocess.TimeoutExpired):
-                self.worker.wait(15)
+        """Stop the worker (and its children), the servers and the private Redis."""
+        if self.worker is not None:
+            await asyncio.to_thread(_stop_group, self.worker)
+            self.worker = None
+        if self.worker_log is not None:
+            self.worker_log.close()
+            self.worker_log = None
         for runner in reversed(self.runners):
-            await runner.cleanup()
+            with suppress(Exception):
+                await runner.cleanup()
+        self.runners.clear()
         if self.private_redis is not None:
             self.private_redis.stop()
+            self.private_redis = None
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the leader, give it time to stop its children, then kill the group."""
+    if process.poll() is None:
+        process.terminate()
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(5)
 
 
 def _free(host: str, port: int) -> bool:
@@ -158,6 +257,16 @@ def _free(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def tthc_command() -> str:
+    """How to run ``tthc`` from here: the script next to the running interpreter."""
+    script = Path(sys.executable).parent / "tthc"
+    if not script.exists():
+        return f"{sys.executable} -m gateway"
+    with suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
 
 
 async def _post(
@@ -171,27 +280,45 @@ async def _post(
 
 
 async def _post_stories(
-    demo: Demo, base: str, source: str, secret: str, dossiers: int, delay: float
+    demo: Demo,
+    base: str,
+    signer: tuple[str, str],
+    shop: OneStopShop,
+    dossiers: int,
+    delay: float,
+    outcome: Outcome,
 ) -> list[dict[str, Any]]:
-    shop = OneStopShop.starting_now()
-    posted: list[dict[str, Any]] = []
+    """Post the scripted stories, then random ones up to ``dossiers`` in all."""
+    scripted = shop.scripted()
+    stories = [(s.dossier, s.shows) for s in scripted]
+    stories += [(shop.dossier(), "") for _ in range(max(0, dossiers - len(scripted)))]
+    outcome.scripted = len(scripted)
+    zone = shop.calendar.tz
     async with aiohttp.ClientSession(base) as session:
-        for _ in range(dossiers):
-            dossier = shop.dossier()
-            posted.append(dossier)
+        for dossier, shows in stories:
+            outcome.codes.append(dossier["code"])
+            demo.say(
+                f"\n{dossier['code']}  {dossier['procedure']['name']}, {dossier['agency']['name']}"
+            )
+            if shows:
+                demo.say(f"  scripted: {shows}")
             for posting in shop.story(dossier):
-                status, answer = await _post(session, source, secret, posting.body)
+                status, answer = await _post(session, *signer, posting.body)
+                if status not in (200, 202):
+                    outcome.problems.append(
+                        f"event {posting.body['id']} refused: HTTP {status} {answer}"
+                    )
                 fresh = [n["kind"] for n in answer.get("notices", []) if not n.get("duplicate")]
-                notices = "(replayed)" if status == 200 else ",".join(fresh) or "-"
-                flags = ",".join(f["rule"] for f in answer.get("flags", [])) or "-"
+                notices = "(re-posted)" if status == 200 else ",".join(fresh) or "-"
+                flags = ",".join(f["rule"] for f in answer.get("flags", []))
+                occurred = datetime.fromisoformat(posting.body["occurred_at"]).astimezone(zone)
                 demo.say(
-                    f"→ {posting.body['type']:<32} {dossier['code']}  HTTP {status}"
-                    f"  notices={notices}  flags={flags}"
+                    f"  {occurred:%d/%m %H:%M}  {posting.body['type']:<31} HTTP {status}"
+                    f"  notices={notices}" + (f"  FLAG {flags}" if flags else "")
                 )
                 if delay:
                     await asyncio.sleep(delay)
-            shop.advance()
-    return posted
+    return [d for d, _ in stories]
 
 
 # What the scripted citizen does: (what the terminal shows, the act).
@@ -204,16 +331,24 @@ _CHAT_SCRIPT = (
 )
 
 
-async def _chat_story(demo: Demo, dossiers: list[dict[str, Any]]) -> FakeUser | None:
-    """A citizen of a posted dossier talks to the OA; prints both sides."""
+async def _chat_story(
+    demo: Demo, posted: list[dict[str, Any]], outcome: Outcome
+) -> FakeUser | None:
+    """The citizen of the first (scripted) dossier talks to the OA; prints both sides.
+
+    Every demo citizen with a usable mobile number gets a Zalo account, under a fresh
+    user id so that an earlier run's conversations do not carry over.
+    """
     zalo = demo.zalo
-    owners = []
-    for dossier in dossiers:
+    owners: list[tuple[FakeUser, dict[str, Any]]] = []
+    for dossier in posted:
         phone = normalize_phone(dossier["applicant"]["phone"])
-        if phone.ok and phone.e164:
-            user = zalo.add_user(dossier["applicant"]["name"], phone.e164)
+        if phone.ok and phone.e164 and phone.e164 not in {u.phone_e164 for u, _ in owners}:
+            user_id = str(6_750_591_000_000_000_000 + secrets.randbelow(10**15))
+            user = zalo.add_user(dossier["applicant"]["name"], phone.e164, user_id=user_id)
             owners.append((user, dossier))
     if not owners:
+        outcome.problems.append("no demo citizen has a mobile number: no chat")
         return None
     user, dossier = owners[0]
     demo.say(f"\nOn Zalo, {user.name} (owner of {dossier['code']}):")
@@ -229,7 +364,11 @@ async def _chat_story(demo: Demo, dossiers: list[dict[str, Any]]) -> FakeUser | 
             await zalo.click(user.user_id, text)
         else:
             await zalo.send_text(user.user_id, text)
-        for reply in await _replies(zalo, user.user_id, before):
+        replies = await _replies(zalo, user.user_id, before)
+        if not replies:
+            demo.say("  ✗  (no answer)")
+            outcome.problems.append(f"the citizen got no answer after: {shown.format(text=text)}")
+        for reply in replies:
             demo.say("  🏛  " + reply.replace("\n", "\n     "))
     return user
 
@@ -250,61 +389,191 @@ async def _replies(zalo: FakeZalo, user_id: str, before: int, limit: float = 10)
     return [str(item["text"]) for item in bubbles[before:]]
 
 
+async def _views(
+    session: aiohttp.ClientSession, signer: tuple[str, str], codes: list[str]
+) -> list[dict[str, Any]]:
+    views = []
+    for code in codes:
+        headers = signed_headers(*signer, b"", time.time())
+        async with session.get(f"/v1/dossiers/{code}", headers=headers) as response:
+            views.append(await response.json())
+    return views
+
+
 async def _wait_delivered(
-    base: str, source: str, secret: str, codes: list[str], limit: float
-) -> dict[str, int]:
-    """Poll the dossiers until no notice is still on its way; count the final states."""
+    base: str, signer: tuple[str, str], codes: list[str], limit: float
+) -> list[dict[str, Any]]:
+    """Poll the dossiers until no notice is still on its way; return their views."""
     deadline = time.monotonic() + limit
     async with aiohttp.ClientSession(base) as session:
         while True:
-            states: dict[str, int] = {}
-            for code in codes:
-                headers = signed_headers(source, secret, b"", time.time())
-                async with session.get(f"/v1/dossiers/{code}", headers=headers) as response:
-                    view = await response.json()
-                for notice in view.get("notices", []):
-                    states[notice["state"]] = states.get(notice["state"], 0) + 1
-            moving = sum(states.get(s, 0) for s in ("created", "queued", "sending", "sent"))
+            views = await _views(session, signer, codes)
+            moving = [n for v in views for n in v.get("notices", []) if n["state"] in MOVING]
             if not moving or time.monotonic() > deadline:
-                return states
+                return views
             await asyncio.sleep(0.5)
 
 
-async def run(demo: Demo, settings: Settings, *, dossiers: int, delay: float, stay: bool) -> int:
+def _summary(demo: Demo, outcome: Outcome) -> None:
+    """Dossiers, notices by channel and state, flags by rule with the officer."""
+    views = outcome.views
+    random_count = len(outcome.codes) - outcome.scripted
+    demo.say(
+        f"\nSummary: {len(outcome.codes)} dossiers posted "
+        f"({outcome.scripted} scripted, {random_count} random)"
+    )
+    notices = Counter(
+        (n.get("channel") or "no channel", n["state"]) for v in views for n in v.get("notices", [])
+    )
+    channels = sorted({channel for channel, _ in notices})
+    demo.say("  notices:")
+    for channel in channels:
+        states = ", ".join(
+            f"{count} {state}" for (c, state), count in sorted(notices.items()) if c == channel
+        )
+        demo.say(f"    {channel:<12} {states}")
+    flags = [(f, v["code"]) for v in views for f in v.get("flags", [])]
+    demo.say(f"  audit flags: {len(flags)}")
+    for flag, code in sorted(flags, key=lambda item: item[0]["rule"]):
+        officer = flag.get("officer") or {}
+        who = f"{officer.get('name')} ({officer.get('id')})" if officer else "-"
+        # Named when another agency is at fault (a late consultation answer).
+        agency = flag.get("agency")
+        agency = f", agency {agency}" if agency and not code.startswith(agency) else ""
+        demo.say(f"    {flag['rule']:<30} {who:<28} {code}{agency}")
+
+
+def find_problems(outcome: Outcome, alerts: dict[str, Any]) -> None:
+    """Add a problem for each part of the demo that did not do what it shows."""
+    fired = {f["rule"] for v in outcome.views for f in v.get("flags", [])}
+    for rule in EXPECTED_RULES:
+        if rule not in fired:
+            outcome.problems.append(f"the audit rule {rule} did not fire")
+    for view in outcome.views:
+        for notice in view.get("notices", []):
+            if notice["state"] in MOVING or notice["state"] == "failed":
+                outcome.problems.append(
+                    f"notice {notice['kind']} of {view['code']} is {notice['state']}"
+                    + (f": {notice['last_error']}" if notice.get("last_error") else "")
+                )
+    for name, alert in alerts.items():
+        outcome.problems.append(f"/readyz reports a {name} alert: {alert}")
+
+
+async def _alerts(base: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession(base) as session, session.get("/readyz") as response:
+        body = await response.json()
+    alerts: dict[str, Any] = body.get("alerts", {})
+    if response.status != 200:
+        alerts["readiness"] = body.get("checks")
+    return alerts
+
+
+def _report_problems(demo: Demo, problems: list[str]) -> None:
+    bar = "!" * 78
+    demo.say(f"\n{bar}\n✗ THE DEMO IS BROKEN — {len(problems)} problem(s):")
+    for problem in problems:
+        demo.say(f"  ✗ {problem}")
+    demo.say(f"  details in {demo.log_path}\n{bar}")
+
+
+async def _show(
+    demo: Demo, settings: Settings, outcome: Outcome, dossiers: int, delay: float, stay: bool
+) -> None:
+    earlier = await demo.resume(settings)
     base = await demo.start(settings)
-    source, secret = next(iter(settings.event_sources.items()))
-    try:
-        posted = await _post_stories(demo, base, source, secret, dossiers, delay)
-        codes = [d["code"] for d in posted]
-        states = await _wait_delivered(base, source, secret, codes, limit=60)
-        summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
-        demo.say(f"\nNotices: {summary}")
+    signer = next(iter(settings.event_sources.items()))
+    calendar = WorkingCalendar(
+        load_overrides(settings.holiday_overrides_file or DEFAULT_OVERRIDES_FILE),
+        tz=settings.time_zone,
+    )
+    shop = OneStopShop(
+        seed=secrets.randbits(32),
+        first_sequence=earlier,
+        now=datetime.now(calendar.tz),
+        calendar=calendar,
+    )
+    demo.say("\nThe one-stop-shop posts what happened (times are when it happened):")
+    posted = await _post_stories(demo, base, signer, shop, dossiers, delay, outcome)
+    user = await _chat_story(demo, posted, outcome)
+    outcome.views = await _wait_delivered(base, signer, outcome.codes, limit=60)
+    _summary(demo, outcome)
+    find_problems(outcome, await _alerts(base))
+    if demo.worker is not None and demo.worker.poll() is not None:
+        outcome.problems.append(f"the worker exited with status {demo.worker.returncode}")
+    if outcome.problems:
+        _report_problems(demo, outcome.problems)
+    else:
+        demo.say(
+            "\n✓ every event accepted, every notice delivered, every rule fired, "
+            "every chat answered"
+        )
+    if stay:
+        tthc = tthc_command()
+        source, secret = signer
         demo.say("\nLook at a dossier's whole story (signed request, printed as JSON):")
-        for code in codes[:3]:
+        for code in outcome.codes[:3]:
             demo.say(
-                f"  tthc get /v1/dossiers/{code} --url {base} --source {source} --secret {secret}"
+                f"  {tthc} get /v1/dossiers/{code} --url {base} --source {source} --secret {secret}"
             )
-        user = await _chat_story(demo, posted)
         if user is not None:
-            page = f"http://127.0.0.1:{demo.zalo_port}/"
-            demo.say(f"\nChat as {user.name} (or any demo citizen) on {page}")
-            demo.say("  hotline staff read and answer reports: GET /v1/reports (tthc user add …)")
-        if stay:
-            demo.say("\nEverything keeps running; Ctrl+C stops it.")
-            with suppress(asyncio.CancelledError):
-                await asyncio.Event().wait()
+            demo.say(f"\nChat as {user.name} (or any demo citizen) on {demo.links['zalo']}")
+        demo.say(f"What runs, with every link: {base}/")
+        demo.say("\nEverything keeps running; Ctrl+C stops it.")
+        await asyncio.Event().wait()
+
+
+async def run(demo: Demo, settings: Settings, *, dossiers: int, delay: float, stay: bool) -> int:
+    """Run the demo until done (``stay=False``) or until SIGINT/SIGTERM."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    outcome = Outcome()
+    try:
+        await _show(demo, settings, outcome, dossiers, delay, stay)
+    except asyncio.CancelledError:
+        demo.say("\nStopping…")
+        if not stay:
+            return 130  # interrupted before it could check everything
     finally:
         await demo.stop()
-    return 0
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return 1 if outcome.problems else 0
+
+
+def _log_to(path: Path) -> None:
+    """Send every log line (JSON, phones masked) to ``path`` instead of the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(settings: Settings, *, dossiers: int, delay: float, stay: bool) -> int:
-    demo = Demo(settings, sys.stdout)
+    """``tthc demo``: returns 1 when a part of the demo is broken."""
+    log_path = Path.cwd() / "var" / "demo.log"
+    _log_to(log_path)
+    demo = Demo(settings, sys.stdout, log_path)
+    demo.say(f"· logs (JSON) go to {log_path}")
+    # Until the event loop takes over, SIGTERM stops the demo like Ctrl+C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         ready = demo.prepare()
         return asyncio.run(run(demo, ready, dossiers=dossiers, delay=delay, stay=stay))
     except KeyboardInterrupt:
-        return 0
+        return 0 if stay else 130
     finally:
+        if demo.worker is not None:
+            _stop_group(demo.worker)
         if demo.private_redis is not None:
             demo.private_redis.stop()

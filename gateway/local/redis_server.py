@@ -69,6 +69,9 @@ class PrivateRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Not in the terminal's process group: a Ctrl+C must not stop Redis before the
+            # demo has stopped the worker that uses it; the demo stops it last.
+            start_new_session=True,
         )
         instance = cls(process, port, directory)
         deadline = time.monotonic() + 10

@@ -111,6 +111,31 @@ def test_a_superseded_delay_still_counts() -> None:
     assert decision.notices == []
 
 
+def test_later_snapshots_do_not_undo_the_date_promised_in_an_apology() -> None:
+    delayed = decide(received_state(), parsed("dossier.delayed", day=5), History()).dossier
+    # The one-stop-shop re-sends the first appointment (12/4) with every later event.
+    later = decide(delayed, parsed("dossier.processing", day=8), History()).dossier
+    finished = decide(later, parsed("dossier.finished", day=15), History()).dossier
+    for d in (later, finished):
+        assert d.due_at == datetime(2024, 4, 17, 17, tzinfo=ICT)
+        assert d.original_due_at == datetime(2024, 4, 12, 17, tzinfo=ICT)
+
+
+def test_only_another_apology_moves_a_promised_date() -> None:
+    first = decide(received_state(), parsed("dossier.delayed", day=5), History()).dossier
+    second = parsed(
+        "dossier.delayed", day=10, data={"new_due_at": iso(22, 17), "reason": "Chờ thẩm định"}
+    )
+    d = decide(first, second, History()).dossier
+    assert (d.due_at, d.reschedule_count) == (at(22, 17), 2)
+    assert d.original_due_at == datetime(2024, 4, 12, 17, tzinfo=ICT)
+
+
+def test_without_an_apology_the_snapshot_due_date_is_followed() -> None:
+    moved = parsed("dossier.processing", due_at=iso(19, 17))
+    assert decide(received_state(), moved, History()).dossier.due_at == at(19, 17)
+
+
 def test_a_superseded_consultation_answer_still_closes_the_consultation() -> None:
     current = received_state(state="paused", state_at=at(8))
     decision = decide(current, parsed("dossier.consultation_answered", day=4), History())

@@ -137,6 +137,25 @@ async def test_the_dossier_view_tells_the_whole_story(gateway: Gateway) -> None:
     ]
 
 
+async def test_the_promised_date_survives_later_snapshots(gateway: Gateway) -> None:
+    await post_all(
+        gateway,
+        event("dossier.received", id="rec"),
+        event("dossier.delayed", id="delay", at="2024-04-08T09:00:00+07:00"),
+        # Sent with the first appointment (12/4) again, as some one-stop-shops do.
+        event("dossier.finished", id="fin", at="2024-04-15T09:00:00+07:00"),
+    )
+    response = await gateway.client.get(
+        f"/v1/dossiers/{CODE}",
+        headers=signed_headers("onestop", SOURCES["onestop"], b"", time.time()),
+    )
+    view = await response.json()
+    assert view["due_at"] == "2024-04-17T17:00:00+07:00"
+    assert view["original_due_at"] == "2024-04-12T17:00:00+07:00"
+    invitation = [n for n in view["notices"] if n["kind"] == "invitation"]
+    assert invitation, view["notices"]
+
+
 async def test_the_view_names_who_finished_the_dossier(gateway: Gateway) -> None:
     await post_all(
         gateway,

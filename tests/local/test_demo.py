@@ -1,0 +1,184 @@
+"""``tthc demo`` as a newcomer runs it: twice on the same ``var/``, stopped by a signal.
+
+Each test runs the real command in a subprocess, in a directory of its own, with a
+private redis-server (or, without one installed, its own key prefix on the test Redis).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.local.demo import Outcome, find_problems
+from gateway.local.redis_server import free_port
+from tests.services import redis_url
+
+# The chat script's five acts, and the report the last one opens.
+CHAT_ACTS = 5
+
+
+@pytest.fixture
+def demo_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "EVENT_", "HTTP_", "ZALO_", "SMS_", "LOG_"))
+    }
+    env["HTTP_PORT"] = str(free_port())
+    if shutil.which("redis-server"):
+        env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nobody: a private one
+        yield env
+    else:
+        url, private = redis_url()
+        env["REDIS_URL"] = url
+        env["REDIS_KEY_PREFIX"] = f"tthc-demo-test-{uuid.uuid4().hex[:8]}:"
+        yield env
+        if private is not None:
+            private.stop()
+
+
+def demo(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "demo", "--delay", "0", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_a_second_run_on_the_same_directory_still_answers_the_citizen(
+    tmp_path: Path, demo_env: dict[str, str]
+) -> None:
+    first = demo(tmp_path, demo_env, "--exit", "--dossiers", "6")
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = demo(tmp_path, demo_env, "--exit", "--dossiers", "7")
+    out = second.stdout
+    assert second.returncode == 0, out + second.stderr
+    assert "6 dossiers from earlier runs kept" in out
+    chat = out[out.index("\nOn Zalo, ") : out.index("\nSummary: ")]
+    acts = chat.split("\n  👤 ")[1:]
+    assert len(acts) == CHAT_ACTS
+    assert all("\n  🏛  " in act for act in acts), chat
+    assert "Đã tiếp nhận phản ánh số PA-" in acts[-1]
+    assert "THE DEMO IS BROKEN" not in out
+    assert "7 dossiers posted (6 scripted, 1 random)" in out
+    for rule in ("phone_missing", "phone_landline", "second_rescheduling"):
+        assert f"\n    {rule} " in out
+
+
+def test_exit_prints_no_dead_links_and_no_log_lines(
+    tmp_path: Path, demo_env: dict[str, str]
+) -> None:
+    result = demo(tmp_path, demo_env, "--exit", "--dossiers", "6")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Chat as" not in result.stdout and " get /v1/dossiers/" not in result.stdout
+    for line in (result.stdout + result.stderr).splitlines():
+        assert not line.lstrip().startswith('{"ts"'), line
+    log = tmp_path / "var" / "demo.log"
+    assert f"logs (JSON) go to {log}" in result.stdout
+    assert log.read_text("utf-8").count('"ts"') > 0
+
+
+def test_every_broken_part_is_named() -> None:
+    views = [
+        {
+            "code": "000.00.15.H19-261202-0001",
+            "notices": [
+                {"kind": "receipt", "state": "delivered"},
+                {"kind": "invitation", "state": "failed", "last_error": "zns: -124"},
+                {"kind": "apology", "state": "queued"},
+            ],
+            "flags": [{"rule": "phone_missing"}],
+        }
+    ]
+    outcome = Outcome(codes=["000.00.15.H19-261202-0001"], views=views)
+    find_problems(outcome, {"zalo": "refresh token refused"})
+    assert outcome.problems == [
+        "the audit rule phone_landline did not fire",
+        "the audit rule pause_during_consultation did not fire",
+        "the audit rule withdrawal_without_approval did not fire",
+        "the audit rule second_rescheduling did not fire",
+        "notice invitation of 000.00.15.H19-261202-0001 is failed: zns: -124",
+        "notice apology of 000.00.15.H19-261202-0001 is queued",
+        "/readyz reports a zalo alert: refresh token refused",
+    ]
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, set()).add(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), set()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_every_process_the_demo_started(
+    tmp_path: Path, demo_env: dict[str, str], signum: int
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "demo", "--dossiers", "6", "--delay", "0.3"],
+        cwd=tmp_path,
+        env=demo_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("The one-stop-shop posts"):
+                break
+        deadline = time.monotonic() + 20
+        children: set[int] = set()
+        # The worker starts its cron child a moment after it starts itself.
+        while time.monotonic() < deadline and len(children) < 2:
+            children = _descendants(process.pid)
+            time.sleep(0.2)
+        assert len(children) >= 2, children
+        process.send_signal(signum)
+        process.wait(60)
+        rest = process.stdout.read()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.2)
+        assert not [pid for pid in children if _alive(pid)], rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
