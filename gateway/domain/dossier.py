@@ -85,7 +85,7 @@ def decide(current: DossierState | None, event: Event, history: History) -> Deci
     dossier = base if superseded else _apply(base, event, phone)
     dossier = _count(dossier, event)
     flags = flags_for(event, dossier, history, phone)
-    notices = [] if superseded else notices_for(event, dossier)
+    notices = [] if superseded else notices_for(event, dossier, base.due_at)
     return Decision(dossier, superseded, flags, notices, _consultation_change(event))
 
 

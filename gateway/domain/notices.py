@@ -51,8 +51,14 @@ def dedupe_key(dossier_code: str, kind: str, event: Event) -> str:
     return f"{dossier_code}/{kind}/{event.id}"
 
 
-def notices_for(event: Event, dossier: DossierState) -> list[NoticeDraft]:
-    """The notices to the citizen that ``event`` calls for (none for most internal steps)."""
+def notices_for(
+    event: Event, dossier: DossierState, previous_due_at: datetime | None = None
+) -> list[NoticeDraft]:
+    """The notices to the citizen that ``event`` calls for (none for most internal steps).
+
+    ``dossier`` is the state after the event; ``previous_due_at`` the due date before it,
+    the date an apology moves away from (an earlier promise, not the first appointment).
+    """
     kind = event.spec.notice_kind
     if kind is None:
         return []
@@ -72,7 +78,7 @@ def notices_for(event: Event, dossier: DossierState) -> list[NoticeDraft]:
     elif kind == "fees":
         params["amount"] = data["amount"]
     elif kind == "apology":
-        params["old_due_at"] = _iso(dossier.original_due_at)
+        params["old_due_at"] = _iso(previous_due_at or dossier.original_due_at)
         params["new_due_at"] = _iso(data["new_due_at"])
     elif kind == "invitation":
         params["pickup"] = data.get("pickup")

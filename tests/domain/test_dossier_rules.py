@@ -126,9 +126,14 @@ def test_only_another_apology_moves_a_promised_date() -> None:
     second = parsed(
         "dossier.delayed", day=10, data={"new_due_at": iso(22, 17), "reason": "Chờ thẩm định"}
     )
-    d = decide(first, second, History()).dossier
+    decision = decide(first, second, History())
+    d = decision.dossier
     assert (d.due_at, d.reschedule_count) == (at(22, 17), 2)
     assert d.original_due_at == datetime(2024, 4, 12, 17, tzinfo=ICT)
+    # The second apology moves the citizen from the date promised in the first one.
+    (notice,) = decision.notices
+    assert notice.params["old_due_at"] == "2024-04-17T17:00:00+07:00"
+    assert notice.params["new_due_at"] == "2024-04-22T17:00:00+07:00"
 
 
 def test_without_an_apology_the_snapshot_due_date_is_followed() -> None:
