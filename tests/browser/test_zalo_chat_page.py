@@ -12,14 +12,16 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.sync_api import Browser, ConsoleMessage, Error, Locator, Page, Response, expect
 
 from gateway.storage.tables import reports
+from providers.fakes.zalo import FakeZalo
 from providers.fakes.zalo import create_app as create_zalo_app
-from providers.fakes.zalo_state import FakeZalo
 from tests.browser.conftest import BrowserThread
 from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig
 
@@ -182,3 +184,99 @@ async def test_the_page_forgets_a_user_the_fake_no_longer_has(
         await server.close()
     (user,) = fake.users.values()
     assert remembered == user.user_id
+
+
+def what_zalo_shows(page: Page) -> str:
+    """The follower's chat: a tapped button's title, a ZNS card; then the non-follower's."""
+    expect(selected_user(page)).to_contain_text("Nguyễn Văn An")
+    expect(page.get_by_test_id("chat-title")).to_have_text(
+        "Bạn đang trò chuyện với tư cách Nguyễn Văn An"
+    )
+    card = page.get_by_test_id("zns-card")
+    expect(card).to_contain_text("Mời nhận kết quả hồ sơ")
+    expect(card.get_by_test_id("zns-row").first).to_contain_text("Khách hàng")
+    expect(card.get_by_test_id("zns-button")).to_have_text("Tra cứu hồ sơ")
+
+    oa_button(page, "#report_false").click()
+    tap = page.locator('[data-testid="message"][data-from="user"]').last
+    expect(tap).to_contain_text("Báo chưa có kết quả")
+    expect(tap).not_to_contain_text("#report_false")
+    expect(tap).to_have_attribute("title", "payload: #report_false")
+
+    page.get_by_test_id("user-select").select_option(label="Trần Thị Bình · +84987654321")
+    system = page.locator('[data-testid="message"][data-from="system"]')
+    expect(system).to_contain_text("Người dùng chưa quan tâm OA")
+    type_message(page, "Alo")
+    expect(page.get_by_test_id("not-following").last).to_be_visible()
+    return page.get_by_test_id("thread").inner_text()
+
+
+async def test_the_page_shows_what_zalo_shows_the_citizen(
+    browser: BrowserThread, tmp_path: Path
+) -> None:
+    async def webhook(request: web.Request) -> web.Response:
+        return web.json_response({"status": "queued"})
+
+    receiving = web.Application()
+    receiving.router.add_post("/webhooks/zalo", webhook)
+    gateway = TestServer(receiving)
+    await gateway.start_server()
+    fake = FakeZalo(webhook_url=str(gateway.make_url("/webhooks/zalo")))
+    server = TestServer(create_zalo_app(fake))
+    await server.start_server()
+    try:
+        follower = fake.add_user("Nguyễn Văn An", "+84912345678", follows=True)
+        stranger = fake.add_user("Trần Thị Bình", "+84987654321")
+        await post_as_oa(server, fake, follower.user_id, stranger.user_id)
+        thread = await browser.run(
+            on_page(str(server.make_url("/")), what_zalo_shows, tmp_path, remembered_user="")
+        )
+    finally:
+        await server.close()
+        await gateway.close()
+    assert follower.user_id not in thread and stranger.user_id not in thread
+    assert [a.text for a in fake.inbound] == ["#report_false", "Alo"]
+
+
+async def post_as_oa(server: TestServer, fake: FakeZalo, follower: str, stranger: str) -> None:
+    """A menu and a ZNS notice to the follower; a refused message to the stranger."""
+    headers = {"access_token": fake.issue_pair()["access_token"]}
+    menu = {
+        "type": "template",
+        "payload": {
+            "buttons": [
+                {
+                    "title": "Báo chưa có kết quả",
+                    "type": "oa.query.hide",
+                    "payload": "#report_false",
+                }
+            ]
+        },
+    }
+    zns = {
+        "phone": "84912345678",
+        "template_id": "250001",
+        "template_data": {
+            "customer_name": "Nguyễn Văn An",
+            "dossier_code": CODE,
+            "pickup": "Bộ phận một cửa",
+        },
+        "tracking_id": "page1",
+    }
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for path, body in (
+            (
+                "/v3.0/oa/message/cs",
+                {
+                    "recipient": {"user_id": follower},
+                    "message": {"text": "Chọn", "attachment": menu},
+                },
+            ),
+            ("/message/template", zns),
+            (
+                "/v3.0/oa/message/cs",
+                {"recipient": {"user_id": stranger}, "message": {"text": "Xin chào"}},
+            ),
+        ):
+            async with session.post(server.make_url(path), json=body) as resp:
+                assert resp.status == 200

@@ -25,9 +25,9 @@ from gateway.chat.queue import chat_queue_name
 from gateway.settings import Settings
 from gateway.storage import staff as staff_store
 from gateway.storage.db import create_engine
-from providers.fakes.sms import FakeSmsCentre
+from providers.fakes import FakeSmsCentre
+from providers.fakes.zalo import FakeUser, FakeZalo, SentMessage
 from providers.fakes.zalo import create_app as create_zalo_app
-from providers.fakes.zalo_state import FakeUser, FakeZalo, SentMessage
 from tests.delivery.conftest import Rig, running_rig, sms_settings
 from tests.helpers import CODE, Gateway, event
 

@@ -13,7 +13,7 @@ import pytest
 from gateway.settings import Settings
 from gateway.storage.db import create_engine
 from gateway.storage.tables import zalo_users
-from providers.fakes.zalo_state import FakeUser
+from providers.fakes.zalo import FakeUser
 from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig, running_chat_rig
 from tests.helpers import event
 

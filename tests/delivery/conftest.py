@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.http.app import create_app
 from gateway.settings import Settings
-from providers.fakes.sms import FakeSmsCentre, create_esms_app, create_speedsms_app
+from providers.fakes import FakeSmsCentre, create_esms_app, create_speedsms_app
 from tests.conftest import forget_queues
 from tests.helpers import Gateway
 

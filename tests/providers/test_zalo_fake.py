@@ -1,6 +1,6 @@
-"""The fake Zalo speaks Zalo's wire protocol (``reference/zalo.md``), failure modes included.
+"""The fake Zalo speaks Zalo's wire protocol (``docs/zalo.md``), failure modes included.
 
-Raw HTTP against ``providers/fakes/zalo.py`` on loopback, no client of ours in between:
+Raw HTTP against ``providers/fakes/zalo/`` on loopback, no client of ours in between:
 if the fake drifts from the reference, these fail before any client test can pass by
 accident. Webhooks from simulated citizens land on a real receiver and are checked with
 our own ``verify_signature`` and ``parse_webhook``.
@@ -27,10 +27,9 @@ from pytest_aiohttp import AiohttpServer
 
 from bot.events import ChatOpened, Followed, InfoShared, TextSent, Unfollowed
 from gateway.errors import AuthenticationFailed
-from providers.fakes.zalo import FAKE, create_app
-from providers.fakes.zalo_state import FakeUser, FakeZalo
-from providers.zalo import appsecret_proof
-from providers.zalo_webhook import ZnsReceipt, parse_webhook, verify_signature
+from providers.fakes.zalo import FAKE, FakeUser, FakeZalo, create_app
+from providers.zalo.tokens import appsecret_proof
+from providers.zalo.webhook import ZnsReceipt, parse_webhook, verify_signature
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONE = "+84912345678"

@@ -1,10 +1,10 @@
-"""A fake Zalo platform on loopback: OAuth v4, OA ``cs`` messages, ZNS, and webhooks.
+"""The fake Zalo platform's HTTP face: OAuth v4, OA ``cs`` messages and ZNS on loopback.
 
 One aiohttp application serves the three base URLs at once (their paths do not
 collide), so the gateway's ``ZALO_OAUTH_BASE_URL``, ``ZALO_OA_BASE_URL`` and
-``ZALO_ZNS_BASE_URL`` all point at it. The wire contracts are ``reference/zalo.md``; the
-state (users, tokens, templates, sent messages, modes) is :class:`FakeZalo` in
-``zalo_state.py``, and this module is only its HTTP face:
+``ZALO_ZNS_BASE_URL`` all point at it. The state (users, tokens, templates, sent
+messages, modes) is :class:`FakeZalo` (``state.py``); the paths below are the fake's own
+copies, so a wrong path in the client cannot pass against the fake.
 
 - ``POST /v4/oa/access_token`` (form-encoded, header ``secret_key``): refresh grant only;
   refresh tokens are single-use (a reused one is refused with -14014), every refresh
@@ -12,7 +12,8 @@ state (users, tokens, templates, sent messages, modes) is :class:`FakeZalo` in
   request, ``refresh_refused`` the refused ones; ``refresh_delay`` holds each answer.
 - ``POST /v3.0/oa/message/cs``: valid access token (else -216, -220 when expired), the
   user follows (else -213) and interacted within 7 days (else -230; never: -232), text
-  of at most 2000 characters, at most 5 buttons (else -201).
+  of at most 2000 characters, at most 5 buttons (else -201). A refusal for a known user
+  shows in their chat as Zalo's system line.
 - ``POST /message/template`` (ZNS): token (else -124), known enabled template (-109,
   -146, -131), ``template_data`` as Zalo checks it (-111 empty, -112 not a string, -1121
   too long, -1122 required missing), ``tracking_id``, a phone with a Zalo account (else
@@ -23,10 +24,6 @@ Errors are HTTP 200 with ``{"error": <code>, "message": ...}``. Every API reques
 ``calls`` (with its token and the mode it met); every OA and ZNS message taken is in
 ``sent`` with its request body. An ``appsecret_proof`` header, when sent, must match.
 
-Simulated citizens (:meth:`FakeZalo.follow`, ``unfollow``, ``send_text``, ``click``,
-``share_info``, ``chat_now``) POST signed webhooks to ``webhook_url`` exactly as Zalo
-does and return the HTTP status. ZNS delivery receipts are posted the same way.
-
 Failure modes, for the next ``count`` API calls they apply to (all, if no count):
 ``token_expired`` (the token carried dies: -220, ZNS -124), ``outside_window`` (-230, OA
 only), ``no_zalo_account`` (-118, ZNS only), ``rate_limited`` (-32), ``slow`` (answer
@@ -34,48 +31,23 @@ after ``slow_delay``), ``http_500``, ``timeout`` (take the message, answer after
 ``timeout_delay``). Webhook mode ``duplicates`` posts every webhook twice; receipt modes
 ``immediate`` (after ``receipt_delay``), ``late`` (after ``late_receipt_delay``),
 ``never``, ``duplicate``. ``refresh_mode`` ``http_500`` or ``refused`` makes the token
-endpoint fail.
-
-Control API: ``GET|POST /_fake/mode`` (any of :data:`CONTROL_KEYS`), ``GET /_fake/state``
-(the mode plus the API calls seen), ``GET /_fake/messages?user_id=|phone=``, ``GET
-/_fake/thread?user_id=``, ``GET|POST /_fake/users`` (``{"name", "phone", "user_id"?,
-"follows"?}``), ``POST /_fake/users/{user_id}/{follow|unfollow|text|click|share|chat_now}``
-(``{"text"}`` / ``{"payload"}``), ``POST /_fake/reset``. ``GET /`` is a chat page
-(``zalo_page.py``).
-
-Run it with ``python -m providers.fakes.zalo --port 9103 --webhook URL``.
+endpoint fail. The control API and the chat page are ``controls.py`` and ``page.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import logging
 import re
-import signal
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict
+from collections.abc import AsyncIterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
-import orjson
 from aiohttp import web
 
-from providers.fakes.zalo_page import PAGE
-from providers.fakes.zalo_state import (
-    MODES,
-    RECEIPT_MODES,
-    REFRESH_MODES,
-    WEBHOOK_MODES,
-    WINDOW_SECONDS,
-    ApiCall,
-    FakeTemplate,
-    FakeZalo,
-    SentMessage,
-)
-
-__all__ = ["CONTROL_KEYS", "FAKE", "FakeZalo", "create_app", "main", "settings_lines"]
+from providers.fakes.control import DEFAULT_TIME_ZONE, json_object, json_response
+from providers.fakes.zalo.controls import FAKE, add_zalo_controls
+from providers.fakes.zalo.state import WINDOW_SECONDS, ApiCall, FakeTemplate, FakeZalo, SentMessage
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +58,12 @@ ZNS_TEMPLATE_PATH = "/template/info/v2"
 ZNS_STATUS_PATH = "/message/status"
 MAX_TEXT = 2000
 MAX_BUTTONS = 5
-# Codes not documented in reference/zalo.md, chosen to look like Zalo's:
+# Codes Zalo does not document, chosen to look like its own:
 REFRESH_TOKEN_INVALID = -14014  # reused, unknown or revoked refresh token
 APP_CREDENTIALS_INVALID = -14002  # wrong app_id / secret_key / grant_type / encoding
 ZNS_BAD_PARAMETER = -100  # missing or ill-formed tracking_id, unknown message_id
 _ZNS_PHONE = re.compile(r"^84[1-9]\d{8}$")
 _TRACKING_ID = re.compile(r"^[A-Za-z0-9]{1,48}$")
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 # Button type -> the keys its ``payload`` object needs (None: the payload is a string).
 _BUTTON_PAYLOADS: dict[str, tuple[str, ...] | None] = {
     "oa.query.show": None,
@@ -101,35 +72,15 @@ _BUTTON_PAYLOADS: dict[str, tuple[str, ...] | None] = {
     "oa.open.phone": ("phone_code",),
     "oa.open.sms": ("phone_code", "content"),
 }
-CONTROL_KEYS = frozenset(
-    {
-        "mode",
-        "count",
-        "webhooks",
-        "receipts",
-        "refresh_mode",
-        "refresh_delay",
-        "slow_delay",
-        "timeout_delay",
-        "receipt_delay",
-        "late_receipt_delay",
-        "webhook_url",
-        "no_zalo",
-    }
-)
-_DELAY_KEYS = (
-    "refresh_delay",
-    "slow_delay",
-    "timeout_delay",
-    "receipt_delay",
-    "late_receipt_delay",
-)
-
-FAKE = web.AppKey("fake_zalo", FakeZalo)
 
 
-def create_app(fake: FakeZalo | None = None) -> web.Application:
-    """The fake Zalo platform (all three base URLs) with its control API and chat page."""
+def create_app(
+    fake: FakeZalo | None = None, *, time_zone: ZoneInfo | None = None
+) -> web.Application:
+    """The fake Zalo platform (all three base URLs) with its control API and chat page.
+
+    ``time_zone`` is the one the chat page shows times in (default Asia/Ho_Chi_Minh).
+    """
     app = web.Application()
     app[FAKE] = fake or FakeZalo()
     app.cleanup_ctx.append(_close_ctx)
@@ -138,16 +89,7 @@ def create_app(fake: FakeZalo | None = None) -> web.Application:
     app.router.add_post(ZNS_SEND_PATH, _send_zns)
     app.router.add_get(ZNS_TEMPLATE_PATH, _template_info)
     app.router.add_get(ZNS_STATUS_PATH, _message_status)
-    app.router.add_get("/", _page)
-    app.router.add_get("/_fake/mode", _control_state)
-    app.router.add_post("/_fake/mode", _control_mode)
-    app.router.add_get("/_fake/state", _control_full_state)
-    app.router.add_get("/_fake/messages", _control_messages)
-    app.router.add_get("/_fake/thread", _control_thread)
-    app.router.add_get("/_fake/users", _control_users)
-    app.router.add_post("/_fake/users", _control_add_user)
-    app.router.add_post("/_fake/users/{user_id}/{action}", _control_user_action)
-    app.router.add_post("/_fake/reset", _control_reset)
+    add_zalo_controls(app, app[FAKE], time_zone or ZoneInfo(DEFAULT_TIME_ZONE))
     return app
 
 
@@ -180,7 +122,7 @@ async def _access_token(request: web.Request) -> web.Response:
         fake.refresh_refused += 1
         code, description = problem
         log.info("fake zalo refused a refresh: %s", description)
-        return _json(
+        return json_response(
             {
                 "error": code,
                 "error_name": "Invalid parameter",
@@ -188,7 +130,7 @@ async def _access_token(request: web.Request) -> web.Response:
                 "error_description": description,
             }
         )
-    return _json(fake.issue_pair(refresh_token))
+    return json_response(fake.issue_pair(refresh_token))
 
 
 def _grant_problem(
@@ -245,9 +187,12 @@ async def _send_cs(request: web.Request) -> web.Response:
     mode, early = await _api_call(request, "oa")
     if early is not None:
         return early
-    body = await _json_object(request)
+    body = await json_object(request)
     problem = _cs_problem(fake, body)
     if problem is not None:
+        user_id = ((body or {}).get("recipient") or {}).get("user_id")
+        if isinstance(user_id, str) and user_id in fake.users:
+            fake.refuse(user_id, *problem)
         return _error(*problem)
     assert body is not None
     user_id = str(body["recipient"]["user_id"])
@@ -342,7 +287,7 @@ async def _send_zns(request: web.Request) -> web.Response:
     mode, early = await _api_call(request, "zns")
     if early is not None:
         return early
-    body = await _json_object(request)
+    body = await json_object(request)
     problem = _zns_problem(fake, body)
     if problem is not None:
         return _error(*problem)
@@ -449,234 +394,15 @@ async def _message_status(request: web.Request) -> web.Response:
     )
 
 
-# --- control API and page ---------------------------------------------------------------
-
-
-async def _page(request: web.Request) -> web.Response:
-    return web.Response(text=PAGE, content_type="text/html", charset="utf-8")
-
-
-async def _control_state(request: web.Request) -> web.Response:
-    return _json(request.app[FAKE].state())
-
-
-async def _control_full_state(request: web.Request) -> web.Response:
-    fake = request.app[FAKE]
-    return _json(
-        {
-            **fake.state(),
-            "calls": [asdict(call) for call in fake.calls],
-            "live_refresh_tokens": len(fake.refresh_tokens),
-            "used_refresh_tokens": len(fake.used_refresh_tokens),
-            "no_zalo": sorted(fake.no_zalo),
-        }
-    )
-
-
-async def _control_mode(request: web.Request) -> web.Response:
-    fake = request.app[FAKE]
-    body = await _json_object(request)
-    if not body or set(body) - CONTROL_KEYS:
-        return _bad_request(f"send a JSON object with any of {', '.join(sorted(CONTROL_KEYS))}")
-    try:  # validate everything before changing anything
-        mode = str(body.get("mode", fake.mode))
-        count = None if body.get("count") is None else int(body["count"])
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}")
-        if count is not None and count < 1:
-            raise ValueError("count must be 1 or more")
-        choices = {
-            "webhooks": WEBHOOK_MODES,
-            "receipts": RECEIPT_MODES,
-            "refresh_mode": REFRESH_MODES,
-        }
-        picked = {key: str(body.get(key, getattr(fake, key))) for key in choices}
-        for key, allowed in choices.items():
-            if picked[key] not in allowed:
-                raise ValueError(f"{key} must be one of {', '.join(allowed)}")
-        delays = {key: _seconds(body, key, getattr(fake, key)) for key in _DELAY_KEYS}
-        webhook_url = body.get("webhook_url", fake.webhook_url)
-        if webhook_url is not None and not isinstance(webhook_url, str):
-            raise ValueError("webhook_url must be a string or null")
-        no_zalo = body.get("no_zalo", sorted(fake.no_zalo))
-        if not isinstance(no_zalo, list) or not all(
-            isinstance(p, str) and _E164.match(p) for p in no_zalo
-        ):
-            raise ValueError("no_zalo must be a list of E.164 numbers (+84…)")
-    except (TypeError, ValueError) as exc:
-        return _bad_request(str(exc))
-    if "mode" in body or "count" in body:
-        fake.set_mode(mode, count)
-    fake.webhooks, fake.receipts, fake.refresh_mode = (
-        picked["webhooks"],
-        picked["receipts"],
-        picked["refresh_mode"],
-    )
-    for key, value in delays.items():
-        setattr(fake, key, value)
-    fake.webhook_url = webhook_url or None
-    fake.no_zalo = set(no_zalo)
-    return _json(fake.state())
-
-
-def _seconds(body: dict[str, Any], key: str, current: float) -> float:
-    value = current if body.get(key) is None else float(body[key])
-    if not 0 <= value < 3600:
-        raise ValueError(f"{key} must be between 0 and 3600 seconds")
-    return value
-
-
-async def _control_messages(request: web.Request) -> web.Response:
-    fake = request.app[FAKE]
-    user_id, phone = request.query.get("user_id"), request.query.get("phone")
-    return _json([m.to_json() for m in fake.messages_for(user_id, phone)])
-
-
-async def _control_thread(request: web.Request) -> web.Response:
-    fake = request.app[FAKE]
-    user_id = request.query.get("user_id", "")
-    if user_id not in fake.users:
-        return _json({"error": f"no user {user_id!r}"}, status=404)
-    return _json(fake.thread(user_id))
-
-
-async def _control_users(request: web.Request) -> web.Response:
-    return _json([user.to_json() for user in request.app[FAKE].users.values()])
-
-
-async def _control_add_user(request: web.Request) -> web.Response:
-    fake = request.app[FAKE]
-    body = await _json_object(request)
-    name = (body or {}).get("name")
-    if body is None or not isinstance(name, str) or not name.strip():
-        return _bad_request('send {"name", "phone"?, "user_id"?, "follows"?}')
-    phone = _e164(body.get("phone"))
-    if body.get("phone") and phone is None:
-        return _bad_request("phone must be a Vietnamese number: +84… or 0…")
-    user_id = body.get("user_id")
-    if user_id is not None and (not isinstance(user_id, str) or not user_id.isdigit()):
-        return _bad_request("user_id must be a string of digits")
-    if user_id in fake.users:
-        return _json({"error": f"user {user_id} exists"}, status=409)
-    user = fake.add_user(
-        name.strip(), phone, user_id=user_id, follows=bool(body.get("follows", False))
-    )
-    return _json(user.to_json(), status=201)
-
-
-def _e164(value: object) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    digits = re.sub(r"[\s.\-]", "", value.strip())
-    if digits.startswith("0"):
-        digits = "+84" + digits[1:]
-    elif digits.startswith("84"):
-        digits = "+" + digits
-    return digits if _E164.match(digits) else None
-
-
-async def _control_user_action(request: web.Request) -> web.Response:
-    fake = request.app[FAKE]
-    user_id, action = request.match_info["user_id"], request.match_info["action"]
-    if user_id not in fake.users:
-        return _json({"error": f"no user {user_id!r}"}, status=404)
-    body = await _json_object(request) or {}
-    acts: dict[str, Callable[[], Awaitable[int]]] = {
-        "follow": lambda: fake.follow(user_id),
-        "unfollow": lambda: fake.unfollow(user_id),
-        "chat_now": lambda: fake.chat_now(user_id),
-        "share": lambda: fake.share_info(user_id),
-        "text": lambda: fake.send_text(user_id, str(body.get("text") or "")),
-        "click": lambda: fake.click(user_id, str(body.get("payload") or "")),
-    }
-    if action not in acts:
-        return _json({"error": f"action must be one of {', '.join(acts)}"}, status=404)
-    if action in ("text", "click") and not (body.get("text") or body.get("payload")):
-        return _bad_request('send {"text"} (text) or {"payload"} (click)')
-    if not fake.webhook_url:
-        return _json({"error": "no webhook_url: POST /_fake/mode {webhook_url}"}, status=409)
-    return _json({"status": await acts[action]()})
-
-
-async def _control_reset(request: web.Request) -> web.Response:
-    fake = request.app[FAKE]
-    fake.reset()
-    return _json(fake.state())
-
-
 # --- helpers ----------------------------------------------------------------------------
 
 
 def _ok(data: dict[str, Any]) -> web.Response:
-    return _json({"error": 0, "message": "Success", "data": data})
+    return json_response({"error": 0, "message": "Success", "data": data})
 
 
 def _error(code: int, message: str) -> web.Response:
-    return _json({"error": code, "message": message})
-
-
-def _bad_request(reason: str) -> web.Response:
-    return _json({"error": reason}, status=400)
-
-
-def _json(value: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(value), status=status, content_type="application/json")
-
-
-async def _json_object(request: web.Request) -> dict[str, Any] | None:
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-# --- running it -------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Serve the fake Zalo until SIGINT/SIGTERM; print the gateway settings to use."""
-    parser = argparse.ArgumentParser(prog="python -m providers.fakes.zalo")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--webhook", default=None, help="the gateway's /webhooks/zalo URL")
-    parser.add_argument(
-        "--timeout-delay",
-        type=float,
-        default=15.0,
-        help="seconds the 'timeout' mode holds an answer (longer than the client's timeout)",
-    )
-    parser.add_argument("--receipt-delay", type=float, default=0.5)
-    parser.add_argument("--late-receipt-delay", type=float, default=5.0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeZalo(
-        webhook_url=args.webhook,
-        timeout_delay=args.timeout_delay,
-        receipt_delay=args.receipt_delay,
-        late_receipt_delay=args.late_receipt_delay,
-    )
-    runner = web.AppRunner(create_app(fake), shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, args.host, args.port).start()
-        base = f"http://{args.host}:{runner.addresses[0][1]}"
-        for line in settings_lines(fake, base):
-            print(line, flush=True)
-        print("fake Zalo running; open the base URL to chat; Ctrl-C stops it", file=sys.stderr)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    return json_response({"error": code, "message": message})
 
 
 def settings_lines(fake: FakeZalo, base: str) -> list[str]:
@@ -690,7 +416,3 @@ def settings_lines(fake: FakeZalo, base: str) -> list[str]:
         f"ZALO_OA_SECRET_KEY={fake.oa_secret_key}",
         f"ZALO_REFRESH_TOKEN={next(iter(sorted(fake.refresh_tokens)), '')}",
     ]
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,9 @@
 """The fake Zalo platform's state: app, tokens, users, templates, sent messages, modes.
 
-:class:`FakeZalo` is what tests and the control API drive; ``providers/fakes/zalo.py``
-serves it over HTTP with Zalo's wire protocol. Simulated citizens post signed webhooks
-to the gateway from here, exactly as Zalo would (``reference/zalo.md`` §2).
+:class:`FakeZalo` is what tests and the control API drive; ``server.py`` serves it over
+HTTP with Zalo's wire protocol. Simulated citizens post signed webhooks to the gateway
+from here, exactly as Zalo would. :meth:`FakeZalo.thread` is a user's chat as the page
+shows it: what they did, what the OA sent them (ZNS as a card) and what Zalo refused.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import hashlib
 import hmac
 import itertools
 import logging
+import re
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from providers.zalo_webhook import sign
+from providers.fakes.control import CountedMode, choice, optional_url, seconds
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,30 @@ REFRESH_MODES = ("ok", "http_500", "refused")
 OA_SERVER = "OA OpenAPI"
 ZNS_SERVER = "ZNS"
 WINDOW_SECONDS = 7 * 86_400
+CONTROL_KEYS = frozenset(
+    {
+        "mode",
+        "count",
+        "webhooks",
+        "receipts",
+        "refresh_mode",
+        "refresh_delay",
+        "slow_delay",
+        "timeout_delay",
+        "receipt_delay",
+        "late_receipt_delay",
+        "webhook_url",
+        "no_zalo",
+    }
+)
+_DELAY_KEYS = (
+    "refresh_delay",
+    "slow_delay",
+    "timeout_delay",
+    "receipt_delay",
+    "late_receipt_delay",
+)
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 # Which endpoints a mode applies to (the others leave it for later calls).
 _MODE_SCOPE = {"outside_window": {"oa"}, "no_zalo_account": {"zns"}}
 _API_ENDPOINTS = ("oa", "zns", "template", "status")
@@ -70,14 +96,18 @@ class FakeTemplate:
     params: list[dict[str, Any]]
     status: str = "ENABLE"
     tag: str = "IN_TRANSACTION"
+    # How the approved layout shows each parameter (only the page uses it).
+    labels: dict[str, str] = field(default_factory=dict)
+    buttons: list[dict[str, Any]] = field(default_factory=list)  # Zalo's listButtons
 
     def info(self) -> dict[str, Any]:
+        """The template as ``/template/info/v2`` describes it."""
         return {
             "templateId": self.template_id,
             "templateName": self.name,
             "status": self.status,
             "listParams": self.params,
-            "listButtons": [],
+            "listButtons": self.buttons,
             "timeout": 7_200_000,
             "previewUrl": f"https://account.zalo.cloud/znspreview/{self.template_id}",
             "templateQuality": "HIGH",
@@ -111,9 +141,21 @@ class UserAction:
 
     user_id: str
     event_name: str
-    text: str | None
+    text: str | None  # what reached the OA: the typed text, a button's payload, the phone
     at: float
     statuses: list[int] = field(default_factory=list)
+    title: str | None = None  # a tapped button's title: what the citizen's chat shows
+    following: bool = True  # whether the user followed the OA at that moment
+
+
+@dataclass
+class Refusal:
+    """An OA message to a known user that Zalo refused, with the code and reason it gave."""
+
+    user_id: str
+    code: int
+    message: str
+    at: float
 
 
 @dataclass
@@ -134,6 +176,17 @@ def _param(name: str, max_length: int, *, required: bool = True) -> dict[str, An
         "minLength": 0,
         "acceptNull": not required,
     }
+
+
+_LABELS = {
+    "customer_name": "Khách hàng",
+    "dossier_code": "Mã hồ sơ",
+    "pickup": "Nơi nhận kết quả",
+    "due_date": "Hạn nhận",
+    "status_note": "Tình trạng",
+    "expected_date": "Ngày dự kiến",
+}
+_LOOKUP_BUTTON = {"type": 1, "title": "Tra cứu hồ sơ", "content": "https://dichvucong.gov.vn"}
 
 
 def default_templates() -> dict[str, FakeTemplate]:
@@ -167,11 +220,16 @@ def default_templates() -> dict[str, FakeTemplate]:
             ],
         ),
     ]
+    for template in templates:
+        template.labels = {p["name"]: _LABELS[p["name"]] for p in template.params}
+        template.buttons = [dict(_LOOKUP_BUTTON)]
     return {t.template_id: t for t in templates}
 
 
 class FakeZalo:
     """The fake platform's state: app, tokens, users, templates, sent messages, modes."""
+
+    control_keys = CONTROL_KEYS
 
     def __init__(
         self,
@@ -206,6 +264,7 @@ class FakeZalo:
         self._ids = itertools.count(1)
         self._session: ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.failure = CountedMode(_check_mode)
         self.reset()
 
     def reset(self) -> None:
@@ -214,10 +273,10 @@ class FakeZalo:
         self.sent: list[SentMessage] = []
         self.calls: list[ApiCall] = []
         self.inbound: list[UserAction] = []
+        self.refusals: list[Refusal] = []
         self.refresh_calls = 0  # every request to the token endpoint
         self.refresh_refused = 0  # of which refused (reused/unknown token, refresh_mode)
-        self.mode: str = "ok"
-        self.mode_remaining: int | None = None
+        self.failure.set("ok")
         self.webhooks, self.receipts, self.refresh_mode = "normal", "immediate", "ok"
         self.refresh_delay = 0.0
         self.slow_delay, self.timeout_delay, self.receipt_delay, self.late_receipt_delay = (
@@ -227,24 +286,50 @@ class FakeZalo:
 
     # -- modes
 
+    @property
+    def mode(self) -> str:
+        """The failure mode the next API call it concerns meets."""
+        return self.failure.mode
+
+    @property
+    def mode_remaining(self) -> int | None:
+        """How many more API calls the mode applies to (None: until changed)."""
+        return self.failure.remaining
+
     def set_mode(self, mode: str, count: int | None = None) -> None:
         """Apply ``mode`` to the next ``count`` API calls it concerns (all, if None)."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if count is not None and count < 1:
-            raise ValueError("count must be 1 or more")
-        self.mode, self.mode_remaining = mode, count
+        self.failure.set(mode, count)
 
     def take_mode(self, endpoint: str) -> str:
         """The mode for one call to ``endpoint``; a counted mode runs out into ``ok``."""
-        mode = self.mode
-        if endpoint not in _MODE_SCOPE.get(mode, _API_ENDPOINTS):
+        if endpoint not in _MODE_SCOPE.get(self.failure.mode, _API_ENDPOINTS):
             return "ok"
-        if self.mode_remaining is not None:
-            self.mode_remaining -= 1
-            if self.mode_remaining <= 0:
-                self.mode, self.mode_remaining = "ok", None
-        return mode
+        return self.failure.take()
+
+    def configure(self, changes: Mapping[str, Any]) -> None:
+        """Apply a ``POST /_fake/mode`` body; ValueError/TypeError, changing nothing, if bad."""
+        mode, count = self.failure.parse(changes)
+        webhooks = choice(changes, "webhooks", self.webhooks, WEBHOOK_MODES)
+        receipts = choice(changes, "receipts", self.receipts, RECEIPT_MODES)
+        refresh_mode = choice(changes, "refresh_mode", self.refresh_mode, REFRESH_MODES)
+        delays = {key: seconds(changes, key, getattr(self, key)) for key in _DELAY_KEYS}
+        webhook_url = optional_url(changes, "webhook_url", self.webhook_url)
+        no_zalo = changes.get("no_zalo", sorted(self.no_zalo))
+        if not isinstance(no_zalo, list) or not all(
+            isinstance(p, str) and _E164.match(p) for p in no_zalo
+        ):
+            raise ValueError("no_zalo must be a list of E.164 numbers (+84…)")
+        if "mode" in changes or "count" in changes:
+            self.failure.set(mode, count)
+        self.webhooks, self.receipts, self.refresh_mode = webhooks, receipts, refresh_mode
+        for key, value in delays.items():
+            setattr(self, key, value)
+        self.webhook_url = webhook_url
+        self.no_zalo = set(no_zalo)
+
+    def recorded(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Messages sent, as JSON, oldest first (``user_id`` / ``phone`` narrow them)."""
+        return [m.to_json() for m in self.messages_for(query.get("user_id"), query.get("phone"))]
 
     def state(self) -> dict[str, Any]:
         """The switchable behaviour and a few counters, as JSON."""
@@ -335,20 +420,64 @@ class FakeZalo:
         ]
 
     def thread(self, user_id: str) -> list[dict[str, Any]]:
-        """The user's chat as the page shows it: OA and ZNS messages and their own acts."""
-        items = [_bubble(m) for m in self.messages_for(user_id)]
-        for action in self.inbound:
-            if action.user_id == user_id:
-                text = action.text if action.event_name != "user_submit_info" else None
-                items.append(
-                    {
-                        "from": "user",
-                        "event": action.event_name,
-                        "text": text or _ACTION_LABELS.get(action.event_name, action.event_name),
-                        "at": action.at,
-                    }
-                )
+        """The user's chat as the page shows it, oldest first.
+
+        Items ``from`` ``oa`` (text and buttons), ``zns`` (a ``card``), ``user`` (their
+        words: a tapped button's title, never its payload) and ``system`` (what Zalo
+        says when it refused the OA's message). Every item has a plain ``text``.
+        """
+        items = [self._bubble(m) for m in self.messages_for(user_id)]
+        items += [_user_item(a) for a in self.inbound if a.user_id == user_id]
+        items += [_system_item(r) for r in self.refusals if r.user_id == user_id]
         return sorted(items, key=lambda item: float(item["at"]))
+
+    def refuse(self, user_id: str, code: int, message: str) -> None:
+        """Note that an OA message to ``user_id`` was refused (the page says why)."""
+        self.refusals.append(Refusal(user_id, code, message, self.clock()))
+
+    def button_title(self, user_id: str, payload: str) -> str | None:
+        """The title of the newest button sent to the user that carries ``payload``."""
+        for message in reversed(self.messages_for(user_id)):
+            for button in _buttons(message):
+                if button.get("payload") == payload and isinstance(button.get("title"), str):
+                    return str(button["title"])
+        return None
+
+    def _bubble(self, message: SentMessage) -> dict[str, Any]:
+        if message.channel == "zns":
+            return self._zns_card(message)
+        body = message.body.get("message") or {}
+        payload = (body.get("attachment") or {}).get("payload") or {}
+        item: dict[str, Any] = {
+            "from": "oa",
+            "at": message.at,
+            "text": body.get("text") or "",
+            "buttons": [
+                {"title": b.get("title"), "payload": b.get("payload")} for b in _buttons(message)
+            ],
+            "request_user_info": payload.get("template_type") == "request_user_info",
+        }
+        if item["request_user_info"]:
+            element = (payload.get("elements") or [{}])[0]
+            item["text"] = f"{element.get('title', '')}\n{element.get('subtitle', '')}".strip()
+        return item
+
+    def _zns_card(self, message: SentMessage) -> dict[str, Any]:
+        template_id = str(message.body.get("template_id") or "")
+        template = self.templates.get(template_id)
+        data = message.body.get("template_data") or {}
+        labels = template.labels if template else {}
+        rows = [{"label": labels.get(k, k), "value": str(v)} for k, v in data.items()]
+        title = template.name if template else f"ZNS {template_id}"
+        buttons = [{"title": str(b.get("title"))} for b in (template.buttons if template else [])]
+        lines = [title, *(f"{row['label']}: {row['value']}" for row in rows)]
+        return {
+            "from": "zns",
+            "at": message.at,
+            "text": "\n".join(lines),
+            "buttons": [],
+            "card": {"template_id": template_id, "title": title, "rows": rows, "buttons": buttons},
+        }
 
     async def wait_for_messages(
         self, user_id: str, count: int, within: float = 5.0
@@ -394,9 +523,17 @@ class FakeZalo:
         payload = self._from_user(user, "user_send_text", message=message)
         return await self._user_event(user, "user_send_text", text, payload)
 
-    async def click(self, user_id: str, payload: str) -> int:
-        """The user taps an ``oa.query.show``/``hide`` button: its payload arrives as their text."""
-        return await self.send_text(user_id, payload)
+    async def click(self, user_id: str, payload: str, title: str | None = None) -> int:
+        """The user taps an ``oa.query.show``/``hide`` button: its payload arrives as their text.
+
+        Their chat shows the button's ``title`` (by default the newest button sent to them
+        with that payload), not the payload.
+        """
+        user = self._interact(user_id)
+        message = {"text": payload, "msg_id": secrets.token_hex(10)}
+        event = self._from_user(user, "user_send_text", message=message)
+        title = title or self.button_title(user_id, payload)
+        return await self._user_event(user, "user_send_text", payload, event, title=title)
 
     async def share_info(self, user_id: str) -> int:
         """The user answers ``request_user_info``: ``user_submit_info`` with phone and name."""
@@ -438,9 +575,17 @@ class FakeZalo:
         return str(int(self.clock() * 1000))
 
     async def _user_event(
-        self, user: FakeUser, name: str, text: str | None, payload: dict[str, Any]
+        self,
+        user: FakeUser,
+        name: str,
+        text: str | None,
+        payload: dict[str, Any],
+        *,
+        title: str | None = None,
     ) -> int:
-        action = UserAction(user.user_id, name, text, self.clock())
+        action = UserAction(
+            user.user_id, name, text, self.clock(), title=title, following=user.follows
+        )
         self.inbound.append(action)
         action.statuses = await self.post_webhook(payload, OA_SERVER)
         return action.statuses[0]
@@ -538,30 +683,63 @@ class FakeZalo:
         return f"{next(self._ids):04x}{secrets.token_hex(14)}"
 
 
-# Shown on the chat page for acts without text (Vietnamese: the page is for citizens).
+def sign(raw_body: bytes, app_id: str, timestamp: str, key: str) -> str:
+    """The 64-hex ``mac`` of ``X-ZEvent-Signature``: SHA-256 of app id, body, time, key.
+
+    The fake's own copy of Zalo's rule: a wrong rule in the gateway cannot pass against it.
+    """
+    digest = hashlib.sha256(app_id.encode() + raw_body + timestamp.encode() + key.encode())
+    return digest.hexdigest()
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+
+
+# Shown on the chat page for acts without text (Vietnamese: the page is a citizen's view).
 _ACTION_LABELS = {
     "follow": "(đã quan tâm OA)",
     "unfollow": "(đã bỏ quan tâm OA)",
     "user_click_chatnow": "(đã mở cửa sổ trò chuyện)",
     "user_submit_info": "(đã chia sẻ thông tin liên hệ)",
 }
+# What Zalo tells the citizen when the OA may not write to them, by the OA API's code.
+_REFUSAL_LINES = {
+    -213: "Người dùng chưa quan tâm OA: OA không thể nhắn tin tư vấn",
+    -230: "Đã quá 7 ngày từ lần tương tác cuối: OA không thể nhắn tin tư vấn",
+    -232: "Người dùng chưa tương tác với OA: OA không thể nhắn tin tư vấn",
+}
+_REFUSAL_OTHER = "OA không gửi được tin nhắn"
 
 
-def _bubble(message: SentMessage) -> dict[str, Any]:
-    item: dict[str, Any] = {"from": message.channel, "at": message.at, "buttons": []}
-    if message.channel == "zns":
-        data = message.body.get("template_data") or {}
-        values = ", ".join(f"{k}: {v}" for k, v in data.items())
-        item["text"] = f"ZNS {message.body.get('template_id')}: {values}"
-        return item
+def _user_item(action: UserAction) -> dict[str, Any]:
+    text = action.text if action.event_name != "user_submit_info" else None
+    item: dict[str, Any] = {
+        "from": "user",
+        "event": action.event_name,
+        "text": action.title or text or _ACTION_LABELS.get(action.event_name, action.event_name),
+        "at": action.at,
+        "following": action.following,
+    }
+    if action.title:
+        item["payload"] = action.text
+    return item
+
+
+def _system_item(refusal: Refusal) -> dict[str, Any]:
+    line = _REFUSAL_LINES.get(refusal.code, _REFUSAL_OTHER)
+    return {
+        "from": "system",
+        "text": f"{line} (lỗi {refusal.code})",
+        "error": refusal.code,
+        "reason": refusal.message,
+        "at": refusal.at,
+    }
+
+
+def _buttons(message: SentMessage) -> list[dict[str, Any]]:
     body = message.body.get("message") or {}
     payload = (body.get("attachment") or {}).get("payload") or {}
-    item["text"] = body.get("text") or ""
-    item["buttons"] = [
-        {"title": b.get("title"), "payload": b.get("payload")} for b in payload.get("buttons", [])
-    ]
-    item["request_user_info"] = payload.get("template_type") == "request_user_info"
-    if item["request_user_info"]:
-        element = (payload.get("elements") or [{}])[0]
-        item["text"] = f"{element.get('title', '')}\n{element.get('subtitle', '')}".strip()
-    return item
+    buttons = payload.get("buttons") if isinstance(payload, dict) else None
+    return [b for b in buttons if isinstance(b, dict)] if isinstance(buttons, list) else []
