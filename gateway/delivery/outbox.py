@@ -102,8 +102,9 @@ async def apply_receipt(
     Returns ``applied``, ``unknown`` (no attempt matches) or ``early`` (the attempt is
     still being recorded as accepted: the caller should ask the vendor to retry).
 
-    Duplicate and late receipts are harmless: only ``sent`` notices move on, and a
-    ``delivered`` notice never goes back.
+    Duplicate and late receipts are harmless: only ``sent`` notices move on (and
+    ``unknown`` ones, whose send lost its answer: the receipt proves the vendor had it),
+    and a ``delivered`` notice never goes back.
     """
     if status == "pending":
         return "applied"
@@ -121,7 +122,15 @@ async def apply_receipt(
             return "unknown"
         if row.state == "sending":
             return "early"
-        if row.state != "accepted":
+        if row.state == "unknown":
+            # The vendor had the message after all. A notice left for a person to check is
+            # settled by it; one being asked again waits until that answer is recorded.
+            notice_state = (
+                await conn.execute(sa.select(notices.c.state).where(notices.c.id == row.notice_id))
+            ).scalar()
+            if notice_state != "unknown":
+                return "early"
+        elif row.state != "accepted":
             if row.state == "failed" and status == "delivered":
                 # The notice went on by another channel (no ZNS receipt in time): keep the
                 # evidence of the double delivery, leave the notice as it is.
@@ -133,7 +142,10 @@ async def apply_receipt(
             return "applied"
         await conn.execute(
             deliveries.update()
-            .where(deliveries.c.request_id == row.request_id, deliveries.c.state == "accepted")
+            .where(
+                deliveries.c.request_id == row.request_id,
+                deliveries.c.state.in_(("accepted", "unknown")),
+            )
             .values(state=status, error=None if status == "delivered" else detail, updated_at=now)
         )
         values: dict[str, Any] = {"state": status, "updated_at": now, "receipt_due_at": None}
@@ -145,7 +157,7 @@ async def apply_receipt(
             notices.update()
             .where(
                 notices.c.id == row.notice_id,
-                notices.c.state == "sent",
+                notices.c.state.in_(("sent", "unknown")),
                 notices.c.channel == row.channel,
             )
             .values(**values)

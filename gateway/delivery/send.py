@@ -4,7 +4,9 @@ Never twice: before a provider is called, an attempt row keyed by (notice, chann
 provider) is committed. Finding it on a later run means we may already have sent: a
 provider with an idempotency key (eSMS ``RequestId``) is simply asked again and answers
 "duplicate"; a provider without one is not asked again and the notice becomes
-``unknown`` for a person to check.
+``unknown`` for a person to check. A notice that an idempotent provider may have taken
+(a crash mid-call, or ``MaybeSent``) is pinned to that provider: it is never failed over
+to another one, which would send it twice, but retried there until it answers.
 
 A batch costs a handful of transactions whatever its size: one claims it, and each
 provider round writes its attempt rows in one and records its outcomes in another; the
@@ -42,6 +44,13 @@ from providers.base import SmsAccepted, SmsMessage, SmsProvider
 log = logging.getLogger(__name__)
 
 CONCURRENCY = 16
+# Attempt states after which the provider may have the message.
+_MAYBE_SENT = ("sending", "unknown")
+
+
+def _request_id(notice_id: str, provider: str) -> str:
+    """The attempt key, also the idempotency key sent to providers that take one."""
+    return f"{notice_id}-sms-{provider}"[:48]
 
 
 @dataclass
@@ -53,6 +62,8 @@ class _Pending:
     last_error: str = "no SMS provider is configured"
     # How the notice came to SMS (the Zalo steps before), stored on the notice.
     route: str | None = None
+    # The idempotent provider that may already have this notice: the only one to ask.
+    pinned: str | None = None
 
 
 @dataclass
@@ -95,11 +106,21 @@ class Sender:
             _Pending(r.notice, temporary=True, last_error=r.notes[-1], route=r.route())
             for r in routed.retry
         ]
+        for item in pending:
+            item.pinned = self._maybe_taken_by(item.notice.id, earlier)
         for provider in self.providers:
             if not pending:
                 break
             pending = await self._round(provider, pending, earlier)
         return await self._give_back(pending + later)
+
+    def _maybe_taken_by(self, notice_id: str, earlier: dict[str, Any]) -> str | None:
+        """The idempotent provider whose earlier attempt may have sent ``notice_id``."""
+        for provider in self.providers:
+            before = earlier.get(_request_id(notice_id, provider.name))
+            if provider.idempotent and before is not None and before.state in _MAYBE_SENT:
+                return provider.name
+        return None
 
     async def _round(
         self, provider: SmsProvider, pending: list[_Pending], earlier: dict[str, Any]
@@ -115,7 +136,10 @@ class Sender:
         to_send: list[tuple[_Pending, str, RenderedSms]] = []
         for item in pending:
             notice = item.notice
-            request_id = f"{notice.id}-sms-{provider.name}"[:48]
+            if item.pinned not in (None, provider.name):
+                left.append(item)
+                continue
+            request_id = _request_id(notice.id, provider.name)
             before = earlier.get(request_id)
             if before is not None and before.state in ("accepted", "delivered"):
                 outcomes.append(self._sent(item, provider.name, None))
@@ -123,11 +147,7 @@ class Sender:
             if before is not None and before.state == "failed":
                 left.append(item)
                 continue
-            if (
-                before is not None
-                and before.state in ("sending", "unknown")
-                and not provider.idempotent
-            ):
+            if before is not None and before.state in _MAYBE_SENT and not provider.idempotent:
                 outcomes.append(
                     {
                         "id": notice.id,
@@ -191,18 +211,20 @@ class Sender:
             code = getattr(result, "code", None)
             if isinstance(result, TemporaryProviderError):
                 failures += 1
-                ambiguous = isinstance(result, MaybeSent) and not provider.idempotent
+                maybe_sent = isinstance(result, MaybeSent)
                 attempts.append(
                     {
                         "request_id": request_id,
-                        "state": "unknown" if ambiguous else "retry",
+                        "state": "unknown" if maybe_sent else "retry",
                         "error_code": code,
                         "error": detail,
                     }
                 )
-                if ambiguous:
+                if maybe_sent and not provider.idempotent:
                     outcomes.append({"id": notice.id, "state": "unknown", "last_error": detail})
                 else:
+                    if maybe_sent:  # ask this provider again later, with the same key
+                        item.pinned = provider.name
                     item.temporary, item.last_error = True, detail
                     left.append(item)
             elif isinstance(result, RecipientUnreachable):

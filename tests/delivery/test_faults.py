@@ -11,6 +11,8 @@ import pytest
 
 from gateway.local.redis_server import PrivateRedis
 from gateway.settings import Settings
+from gateway.storage.db import create_engine
+from gateway.storage.tables import notices
 from tests.conftest import forget_queues
 from tests.delivery.conftest import SMS_ENV, Rig, running_rig
 from tests.helpers import CODE, event
@@ -46,6 +48,46 @@ async def test_a_failing_first_provider_fails_over_to_the_second(rig: Rig) -> No
     assert rig.esms.send_requests == 2  # each notice tried eSMS once, then moved on
     assert len(rig.speedsms.messages) == 2
     assert {m.phone for m in rig.speedsms.messages} == {"84912345678"}
+
+
+async def test_a_message_esms_may_have_taken_is_asked_again_there_never_elsewhere(
+    sms_settings: Settings,
+) -> None:
+    """eSMS takes the message but its answer never comes: failing over to SpeedSMS could
+    send it twice. The notice stays with eSMS and is asked again with the same RequestId,
+    which eSMS answers as a duplicate."""
+    async with running_rig(sms_settings, SMS_TIMEOUT_SECONDS="1") as rig:
+        rig.esms.timeout_delay = 3
+        rig.esms.set_mode("timeout", count=1)
+        status, _, _ = await rig.gateway.post(event("dossier.received"))
+        assert status == 202
+        await rig.work()
+        (notice,) = await rig.notices(CODE)
+        assert notice["state"] == "queued" and "after sending" in notice["last_error"]
+        assert rig.speedsms.send_requests == 0 and rig.speedsms.messages == []
+        assert len(rig.esms.messages) == 1  # the fake kept it, the answer was lost
+
+        await make_due(sms_settings.database_url, notice["id"])
+        assert await rig.relay() == 1
+        await rig.work()
+        # The receipt of the first send waited (the vendor retries it) and now counts.
+        (notice,) = await rig.until(CODE, {"delivered"})
+        assert notice["provider"] == "esms"
+        assert rig.esms.send_requests == 2
+        assert len(rig.esms.messages) == 1
+        assert rig.speedsms.send_requests == 0
+
+
+async def make_due(database_url: str, notice_id: str) -> None:
+    """Bring a retry forward instead of waiting for its back-off."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                notices.update().where(notices.c.id == notice_id).values(not_before=None)
+            )
+    finally:
+        await engine.dispose()
 
 
 async def test_duplicate_receipts_change_nothing(rig: Rig) -> None:
