@@ -11,5 +11,5 @@ One module per concern (wire contracts in ``docs/zalo.md``)::
     webhook.py    signature check and parsing of Zalo's webhook calls (pure, no I/O)
 
 Every base URL comes from :class:`gateway.settings.ZaloSettings`, so tests and the local
-demo point the client at the fake in ``providers/fakes/zalo.py``.
+demo point the client at the fake in ``providers/fakes/zalo/``.
 """

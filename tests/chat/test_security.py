@@ -21,7 +21,7 @@ SECRETS = ("Sở Xây dựng", "Cấp giấy phép", "Nguyễn Văn An", "912345
 
 
 def text_event(rig: ChatRig, user_id: str, text: str, *, age: float = 0.0) -> dict[str, object]:
-    """A ``user_send_text`` payload as Zalo sends it (reference/zalo.md §2)."""
+    """A ``user_send_text`` payload as Zalo sends it (docs/zalo.md, "Webhooks")."""
     return {
         "app_id": rig.zalo.app_id,
         "user_id_by_app": "9791221850460463999",

@@ -1,4 +1,4 @@
-"""``GET /v1/dossiers/{code}`` and ``POST /v1/checks/pause`` (DESIGN.md, "Read and policy APIs")."""
+"""``GET /v1/dossiers/{code}`` and ``POST /v1/checks/pause`` (the README's events API contract)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``POST /v1/events`` contract, on SQLite and PostgreSQL (see DESIGN.md, "Events API")."""
+"""The ``POST /v1/events`` contract, on SQLite and PostgreSQL (the README's events API contract)."""
 
 from __future__ import annotations
 

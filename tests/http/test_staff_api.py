@@ -1,4 +1,4 @@
-"""The staff API (DESIGN.md, "Reports and audit APIs"): real app, real HTTP, both databases.
+"""The staff API (the README's staff API contract): real app, real HTTP, both databases.
 
 Hotline officers take reports by phone, move reports through their workflow and answer
 handoffs; auditors read reports with phone numbers masked; admins may also reopen.
