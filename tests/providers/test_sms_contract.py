@@ -1,9 +1,9 @@
 """One contract suite over every SMS provider, each against its fake on loopback HTTP.
 
 The fakes speak the vendors' wire formats (``providers/fakes/esms.py`` and
-``speedsms.py``); the same tests run for eSMS and SpeedSMS. Vendor-only behaviour (eSMS ``RequestId``
-deduplication, SpeedSMS's lack of it) is expressed through the harness, and a few
-vendor-specific checks of the mapping and callback parsing follow the contract.
+``speedsms.py``); the same tests run for eSMS and SpeedSMS. Vendor-only behaviour
+(eSMS ``RequestId`` deduplication, SpeedSMS's lack of it) is expressed through the
+harness, and a few vendor-specific checks of the mapping and callback parsing follow the contract.
 """
 
 from __future__ import annotations
