@@ -8,28 +8,22 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
-from redis import Redis
-from rq import Queue
 
-from gateway.chat.queue import chat_queue_name
-from gateway.delivery.queues import queue_names
-from gateway.http.app import create_app
-from gateway.settings import Settings
-from gateway.storage import migrate
-from gateway.storage.tables import metadata
-from tests.helpers import SOURCES, Gateway
-from tests.services import postgres_url, redis_url
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+    from tests.helpers import Gateway
 
-# Every table of the schema: a PostgreSQL test starts from an empty database.
-TABLES = tuple(table.name for table in metadata.sorted_tables)
+# The infrastructure is imported where a fixture needs it, so that suites needing none
+# (tests/bot, tests/domain) start without loading aiohttp, Redis, RQ or the database.
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
+    from tests.services import redis_url
+
     url, private = redis_url()
     yield url
     if private is not None:
@@ -38,6 +32,8 @@ def redis_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str | None]:
+    from tests.services import postgres_url
+
     url, why = postgres_url()
     if url is None:
         print(f"\nPostgreSQL tests skipped: {why}")
@@ -46,6 +42,8 @@ def postgres_server() -> Iterator[str | None]:
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gateway.storage import migrate
+
     path = tmp_path_factory.mktemp("template") / "tthc.sqlite3"
     migrate.upgrade(f"sqlite:///{path}")
     return path
@@ -55,6 +53,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_schema(postgres_server: str | None) -> Iterator[str]:
     if postgres_server is None:
         pytest.skip("no PostgreSQL server could be had (see the message at the start of the run)")
+    import asyncpg
+
+    from gateway.storage import migrate
+
     schema = f"tthc_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = f"{postgres_server}?schema={schema}"
     migrate.upgrade(url)
@@ -69,10 +71,14 @@ def postgres_schema(postgres_server: str | None) -> Iterator[str]:
 
 
 async def truncate_postgres(url: str) -> None:
+    import asyncpg
+
+    from gateway.storage.tables import metadata
+
     server, _, schema = url.partition("?schema=")
     conn = await asyncpg.connect(server)
     try:
-        names = ", ".join(f'"{schema}".{t}' for t in TABLES)
+        names = ", ".join(f'"{schema}".{t.name}' for t in metadata.sorted_tables)
         await conn.execute(f"TRUNCATE {names} RESTART IDENTITY")
     finally:
         await conn.close()
@@ -92,6 +98,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str, redis_server: str) -> Iterator[Settings]:
+    from gateway.settings import Settings
+    from tests.helpers import SOURCES
+
     settings = Settings.from_mapping(
         {
             "DATABASE_URL": database_url,
@@ -107,6 +116,12 @@ def settings(database_url: str, redis_server: str) -> Iterator[Settings]:
 
 def forget_queues(settings: Settings) -> None:
     """Delete the queues (and their jobs) this test created under its own prefix."""
+    from redis import Redis
+    from rq import Queue
+
+    from gateway.chat.queue import chat_queue_name
+    from gateway.delivery.queues import queue_names
+
     redis = Redis.from_url(settings.redis_url)
     try:
         for name in (chat_queue_name(settings), *queue_names(settings)):
@@ -121,5 +136,10 @@ def forget_queues(settings: Settings) -> None:
 
 @pytest.fixture
 async def gateway(settings: Settings, aiohttp_client: object) -> AsyncIterator[Gateway]:
+    from aiohttp.test_utils import TestClient
+
+    from gateway.http.app import create_app
+    from tests.helpers import Gateway
+
     client: TestClient = await aiohttp_client(create_app(settings))  # type: ignore[operator]
     yield Gateway(client, settings)
