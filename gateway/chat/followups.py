@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.calendar import WorkingCalendar
 from gateway.storage import outbox
-from gateway.storage.outbox import GATEWAY_SOURCE, NewNotice
+from gateway.storage.outbox import NewNotice
 from gateway.storage.tables import dossiers, notices, result_checks, zalo_users
 
 # Dossiers finished longer ago than this are not asked any more (a gateway started late,
@@ -145,18 +145,5 @@ async def _rating_requests(conn: AsyncConnection, now: datetime) -> list[str]:
 
 async def _notice(conn: AsyncConnection, dossier: Any, kind: str, now: datetime) -> str | None:
     """Insert the once-per-dossier notice unless it exists; returns its id if new."""
-    question = NewNotice(
-        kind=kind,
-        dossier_code=dossier.code,
-        source_id=GATEWAY_SOURCE,
-        event_id=f"{kind}-{dossier.code}",
-        dedupe_key=f"{dossier.code}/{kind}",
-        phone_e164=dossier.phone_e164,
-        params={
-            "dossier_code": dossier.code,
-            "procedure_name": dossier.procedure_name,
-            "agency_name": dossier.agency_name,
-            "applicant_name": dossier.applicant_name,
-        },
-    )
+    question = NewNotice.once_per_dossier(kind, dossier, f"{kind}-{dossier.code}")
     return await outbox.insert_once(conn, question, now)

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.settings import Settings
+from gateway.storage.db import create_engine
 from gateway.storage.tables import zalo_tokens
 from providers.zalo.tokens import TokenPair
 
@@ -56,6 +58,24 @@ class DatabaseTokenStore:
 
 def alert_key(prefix: str) -> str:
     return f"{prefix}zalo:alert"
+
+
+async def replace_refresh_token(settings: Settings, refresh_token: str) -> None:
+    """Store ``refresh_token`` with an expired access token, so the next call refreshes
+    with it, and clear the operator alert: what an operator does after an OA admin
+    granted access again (``tthc zalo set-refresh-token``)."""
+    engine = create_engine(settings.database_url, writer=True)
+    try:
+        await DatabaseTokenStore(engine, settings.zalo.app_id).save(
+            TokenPair("", refresh_token, 0.0)
+        )
+    finally:
+        await engine.dispose()
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    try:
+        await redis.delete(alert_key(settings.redis_key_prefix))
+    finally:
+        await redis.aclose()
 
 
 def operator_alert(redis: Redis, prefix: str) -> Callable[[str], Awaitable[None]]:

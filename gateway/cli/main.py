@@ -98,11 +98,7 @@ def _migrate(settings: Settings) -> int:
 async def _set_refresh_token(settings: Settings, token: str) -> int:
     """Replace the stored pair by ``token`` with an expired access token, so the next
     call refreshes with it, and clear the operator alert."""
-    from redis.asyncio import Redis
-
-    from gateway.chat.tokens import DatabaseTokenStore, alert_key
-    from gateway.storage.db import create_engine
-    from providers.zalo.tokens import TokenPair
+    from gateway.chat.tokens import replace_refresh_token
 
     if not settings.zalo.enabled:
         print("tthc: ZALO_APP_ID and ZALO_APP_SECRET are not set", file=sys.stderr)
@@ -110,16 +106,7 @@ async def _set_refresh_token(settings: Settings, token: str) -> int:
     if not token or any(c.isspace() for c in token) or len(token) > 1000:
         print("tthc: give one refresh token (on stdin or with --token)", file=sys.stderr)
         return 1
-    engine = create_engine(settings.database_url, writer=True)
-    try:
-        await DatabaseTokenStore(engine, settings.zalo.app_id).save(TokenPair("", token, 0.0))
-    finally:
-        await engine.dispose()
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-    try:
-        await redis.delete(alert_key(settings.redis_key_prefix))
-    finally:
-        await redis.aclose()
+    await replace_refresh_token(settings, token)
     print("refresh token stored; the next Zalo call refreshes with it", file=sys.stderr)
     return 0
 

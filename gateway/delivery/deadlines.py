@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.calendar import WorkingCalendar
 from gateway.storage import outbox
-from gateway.storage.outbox import GATEWAY_SOURCE, NewNotice
+from gateway.storage.outbox import NewNotice
 from gateway.storage.tables import dossiers
 
 ENDED = frozenset({"finished", "delivered", "refused", "withdrawn", "paused"})
@@ -77,20 +77,11 @@ async def sweep(
 
 async def _auto_apology(conn: AsyncConnection, d: sa.Row[Any], now: datetime) -> str | None:
     """The automatic apology for a late dossier, once per dossier; its id if new."""
-    apology = NewNotice(
-        kind="auto_apology",
-        dossier_code=d.code,
-        source_id=GATEWAY_SOURCE,
-        event_id=f"deadline:{d.code}",
-        dedupe_key=f"{d.code}/auto_apology",
-        phone_e164=d.phone_e164,
-        params={
-            "dossier_code": d.code,
-            "procedure_name": d.procedure_name,
-            "agency_name": d.agency_name,
-            "applicant_name": d.applicant_name,
-            "received_at": d.received_at.isoformat() if d.received_at else None,
-            "due_at": d.due_at.isoformat() if d.due_at else None,
-        },
+    apology = NewNotice.once_per_dossier(
+        "auto_apology",
+        d,
+        f"deadline:{d.code}",
+        received_at=d.received_at.isoformat() if d.received_at else None,
+        due_at=d.due_at.isoformat() if d.due_at else None,
     )
     return await outbox.insert_once(conn, apology, now)

@@ -37,9 +37,8 @@ from typing import Any, BinaryIO, TextIO
 import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
-from redis.asyncio import Redis
 
-from gateway.chat.tokens import DatabaseTokenStore, alert_key
+from gateway.chat.tokens import replace_refresh_token
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.domain.phones import normalize_phone
 from gateway.http.app import create_app
@@ -55,7 +54,6 @@ from gateway.storage.tables import dossiers as dossiers_table
 from providers.fakes import FakeSmsCentre, create_esms_app, create_speedsms_app
 from providers.fakes.zalo import FakeUser, FakeZalo
 from providers.fakes.zalo import create_app as create_zalo_app
-from providers.zalo.tokens import TokenPair
 
 DEMO_SOURCE = "demo-onestop"
 # Notice states that mean "still on its way".
@@ -155,19 +153,13 @@ class Demo:
         its own token is stored (what ``tthc zalo set-refresh-token`` does after an OA
         admin grants access again) and the operator alert cleared.
         """
-        engine = create_engine(settings.database_url, writer=True)
+        await replace_refresh_token(settings, settings.zalo.refresh_token)
+        engine = create_engine(settings.database_url)
         try:
-            store = DatabaseTokenStore(engine, settings.zalo.app_id)
-            await store.save(TokenPair("", settings.zalo.refresh_token, 0.0))
             async with engine.connect() as conn:
                 count = await conn.scalar(sa.select(sa.func.count()).select_from(dossiers_table))
         finally:
             await engine.dispose()
-        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-        try:
-            await redis.delete(alert_key(settings.redis_key_prefix))
-        finally:
-            await redis.aclose()
         earlier = int(count or 0)
         if earlier:
             self.say(

@@ -60,6 +60,27 @@ class NewNotice:
             lane=lane,
         )
 
+    @classmethod
+    def once_per_dossier(cls, kind: str, dossier: Any, event_id: str, **params: Any) -> NewNotice:
+        """A notice the gateway decides itself and sends at most once per dossier (the
+        automatic apology, the follow-up questions): its facts come from the ``dossiers``
+        row, plus ``params``."""
+        return cls(
+            kind=kind,
+            dossier_code=dossier.code,
+            source_id=GATEWAY_SOURCE,
+            event_id=event_id,
+            dedupe_key=f"{dossier.code}/{kind}",
+            phone_e164=dossier.phone_e164,
+            params={
+                "dossier_code": dossier.code,
+                "procedure_name": dossier.procedure_name,
+                "agency_name": dossier.agency_name,
+                "applicant_name": dossier.applicant_name,
+                **params,
+            },
+        )
+
     @property
     def state(self) -> str:
         """``created`` if it can be sent to someone, else ``no_recipient`` (final)."""
