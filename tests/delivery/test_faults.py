@@ -58,6 +58,8 @@ async def test_a_message_esms_may_have_taken_is_asked_again_there_never_elsewher
     which eSMS answers as a duplicate."""
     async with running_rig(sms_settings, SMS_TIMEOUT_SECONDS="1") as rig:
         rig.esms.timeout_delay = 3
+        # eSMS retries a refused callback; give it longer than the retry round below takes.
+        rig.esms.callback_retry_delay = 4
         rig.esms.set_mode("timeout", count=1)
         status, _, _ = await rig.gateway.post(event("dossier.received"))
         assert status == 202
