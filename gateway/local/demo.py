@@ -18,6 +18,7 @@ as ``tthc zalo set-refresh-token`` would, and dossier numbers continue. Logs go 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -553,7 +554,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(settings: Settings, *, dossiers: int, delay: float, stay: bool) -> int:
     """``tthc demo``: returns 1 when a part of the demo is broken."""
-    log_path = Path.cwd() / "var" / "demo.log"
+    var = Path.cwd() / "var"
+    var.mkdir(parents=True, exist_ok=True)
+    lock = _hold_lock(var / "demo.lock")
+    if lock is None:
+        print(
+            f"tthc demo: another demo is running on {var} (its database, Redis keys and "
+            "worker would be shared); stop it first",
+            file=sys.stderr,
+        )
+        return 2
+    log_path = var / "demo.log"
     _log_to(log_path)
     demo = Demo(settings, sys.stdout, log_path)
     demo.say(f"· logs (JSON) go to {log_path}")
@@ -569,3 +580,20 @@ def main(settings: Settings, *, dossiers: int, delay: float, stay: bool) -> int:
             _stop_group(demo.worker)
         if demo.private_redis is not None:
             demo.private_redis.stop()
+        lock.close()
+
+
+def _hold_lock(path: Path) -> TextIO | None:
+    """An exclusive lock on ``path`` for as long as the file stays open; None if another
+    process holds it. The kernel releases it when the process ends, however it ends."""
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle

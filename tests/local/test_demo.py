@@ -6,6 +6,7 @@ private redis-server (or, without one installed, its own key prefix on the test 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -76,6 +77,20 @@ def test_a_second_run_on_the_same_directory_still_answers_the_citizen(
     assert "7 dossiers posted (6 scripted, 1 random)" in out
     for rule in ("phone_missing", "phone_landline", "second_rescheduling"):
         assert f"\n    {rule} " in out
+
+
+def test_a_second_demo_on_the_same_directory_is_refused_while_the_first_runs(
+    tmp_path: Path, demo_env: dict[str, str]
+) -> None:
+    """Two demos on one var/ would share a database, Redis keys and workers: the second
+    one's citizen would be answered by the first one's worker and fake Zalo."""
+    (tmp_path / "var").mkdir()
+    with (tmp_path / "var" / "demo.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = demo(tmp_path, demo_env, "--exit", "--dossiers", "6")
+    assert refused.returncode == 2
+    assert "another demo is running on" in refused.stderr
+    assert not (tmp_path / "var" / "tthc.sqlite3").exists()
 
 
 def test_exit_prints_no_dead_links_and_no_log_lines(
