@@ -28,6 +28,7 @@ ZALO_OA_DEFAULT_BASE = "https://openapi.zalo.me"
 ZALO_ZNS_DEFAULT_BASE = "https://business.openapi.zalo.me"
 _ZNS_TEMPLATE_PREFIX = "ZNS_TEMPLATE_"
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_LADDER_FILE = Path(__file__).resolve().parent / "data" / "sanction_ladder.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,22 @@ class ChatSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The accountability loop: sanction ladder, late-rate threshold, reminders, warnings."""
+
+    # The sanction ladder (TOML); default: the one shipped in gateway/data/.
+    ladder_file: Path = DEFAULT_LADDER_FILE
+    # An agency or officer whose monthly late rate is above this is flagged.
+    late_rate_threshold: float = 0.10
+    # Working days after a consultation's due date before the second reminder (copied to
+    # the Department of Home Affairs) and the consultation counts as unanswered.
+    consultation_second_reminder_days: int = 3
+    # Working days a finished dossier may wait for its result to be handed over before it
+    # is listed as an early warning (a candidate for a call).
+    undelivered_warning_days: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting the gateway reads. Build with :meth:`from_env`."""
 
@@ -143,6 +160,7 @@ class Settings:
     speedsms: SpeedSmsSettings = field(default_factory=SpeedSmsSettings)
     zalo: ZaloSettings = field(default_factory=ZaloSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     # Where providers send delivery receipts: our public base URL and the unguessable
     # path secret of /webhooks/sms/{provider}/{secret}.
     public_base_url: str = "http://127.0.0.1:8080"
@@ -274,6 +292,7 @@ class Settings:
             sms_timeout_seconds=float(_int(env, "SMS_TIMEOUT_SECONDS", 10, low=1, high=120)),
             delivery_lease_seconds=_int(env, "DELIVERY_LEASE_SECONDS", 120, low=1, high=3600),
             relay_grace_seconds=_int(env, "RELAY_GRACE_SECONDS", 30, low=0, high=3600),
+            audit=_audit(env),
             env=dict(env),
         )
 
@@ -313,6 +332,30 @@ def _zalo(env: Mapping[str, str]) -> ZaloSettings:
     if zalo.enabled and not zalo.oa_secret_key:
         raise ConfigError("ZALO_OA_SECRET_KEY", "required when ZALO_APP_ID is set (webhooks)")
     return zalo
+
+
+def _audit(env: Mapping[str, str]) -> AuditSettings:
+    ladder = env.get("AUDIT_LADDER_FILE", "").strip()
+    ladder_file = Path(ladder) if ladder else DEFAULT_LADDER_FILE
+    if not ladder_file.is_file():
+        raise ConfigError("AUDIT_LADDER_FILE", f"no such file: {ladder_file}")
+    raw = env.get("LATE_RATE_THRESHOLD", "").strip()
+    threshold = 0.10
+    if raw:
+        try:
+            threshold = float(raw)
+        except ValueError as exc:
+            raise ConfigError("LATE_RATE_THRESHOLD", f"must be a number, got {raw!r}") from exc
+        if not 0 <= threshold <= 1:
+            raise ConfigError("LATE_RATE_THRESHOLD", f"must be between 0 and 1, got {raw}")
+    return AuditSettings(
+        ladder_file=ladder_file,
+        late_rate_threshold=threshold,
+        consultation_second_reminder_days=_int(
+            env, "CONSULTATION_SECOND_REMINDER_DAYS", 3, low=1, high=60
+        ),
+        undelivered_warning_days=_int(env, "UNDELIVERED_WARNING_DAYS", 5, low=1, high=60),
+    )
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

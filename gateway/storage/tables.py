@@ -97,6 +97,8 @@ dossiers = sa.Table(
     sa.Column("late_at", UTCDateTime()),
     sa.Index("ix_dossiers_phone", "phone_e164"),
     sa.Index("ix_dossiers_agency_received", "agency_code", "received_at"),
+    # The audit sweep follows the dossiers that changed since its last run.
+    sa.Index("ix_dossiers_updated", "updated_at"),
     # The deadline sweep walks only the dossiers it still watches, by due date.
     sa.Index(
         "ix_dossiers_watched_due",
@@ -282,6 +284,8 @@ reports = sa.Table(
     sa.Column("phone_e164", sa.String(16)),
     sa.Column("description", sa.Text(), nullable=False),
     sa.Column("expected_at", UTCDateTime()),
+    # The hotline's finding on a false-closure report: "confirmed" or "not_confirmed".
+    sa.Column("finding", sa.String(16)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_reports_status_created", "status", "created_at"),
@@ -361,4 +365,119 @@ staff_users = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("disabled_at", UTCDateTime()),
+)
+
+
+# --- accountability ------------------------------------------------------------------
+
+# The officer directory: imported from the province's list, or learnt from events' actors.
+officers = sa.Table(
+    "officers",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("agency_code", sa.String(32)),
+    sa.Column("unit", sa.String(200)),
+    sa.Column("supervisor_id", sa.String(128)),
+    # "import" (tthc officers import) or "event" (first seen as an event's actor); an
+    # import always wins over what events say.
+    sa.Column("origin", sa.String(8), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_officers_agency", "agency_code"),
+)
+
+# One row per dossier: the lateness verdict and the facts statistics count, derived from
+# the dossier's timeline and rewritten whenever it is audited again.
+dossier_audit = sa.Table(
+    "dossier_audit",
+    metadata,
+    sa.Column("dossier_code", sa.String(40), primary_key=True),
+    sa.Column("agency_code", sa.String(32)),
+    sa.Column("agency_name", sa.String(300)),
+    sa.Column("received_by", sa.String(128)),
+    # The officer who posted the event that ended the dossier (finished, refused,
+    # withdrawn; delivered when nothing earlier ended it).
+    sa.Column("closed_by", sa.String(128)),
+    sa.Column("received_at", UTCDateTime()),
+    # "YYYY-MM" in TIME_ZONE: statistics group by these without date functions.
+    sa.Column("received_month", sa.String(7)),
+    # The original appointment date (local), and that date moved by the working days the
+    # agency waited for the citizen's supplement.
+    sa.Column("due_date", sa.Date()),
+    sa.Column("effective_due_date", sa.Date()),
+    sa.Column("ended_at", UTCDateTime()),
+    sa.Column("ended_month", sa.String(7)),
+    # "finished", "delivered", "refused" or "withdrawn".
+    sa.Column("end_kind", sa.String(16)),
+    # "open", "on_time", "late" or "late_with_apology".
+    sa.Column("verdict", sa.String(24), nullable=False),
+    sa.Column("supplement_requests", sa.SmallInteger(), nullable=False),
+    sa.Column("apologies", sa.SmallInteger(), nullable=False),
+    # No usable mobile number at receipt (missing, invalid or a landline).
+    sa.Column("missing_phone", sa.Boolean(), nullable=False),
+    sa.Column("audited_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_dossier_audit_ended", "ended_month", "agency_code"),
+    sa.Index("ix_dossier_audit_received", "received_month", "agency_code"),
+    sa.Index("ix_dossier_audit_closed_by", "ended_month", "closed_by"),
+    sa.Index("ix_dossier_audit_received_by", "received_month", "received_by"),
+    sa.Index("ix_dossier_audit_open_due", "verdict", "effective_due_date"),
+)
+
+# The violations ledger: append-only. A row is never updated or deleted; what auditors
+# decide is appended to violation_decisions.
+violations = sa.Table(
+    "violations",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    # Stable key of the finding (rule, dossier, subject): nothing is recorded twice.
+    sa.Column("fingerprint", sa.String(300), nullable=False, unique=True),
+    sa.Column("rule", sa.String(48), nullable=False),
+    sa.Column("dossier_code", sa.String(40)),
+    sa.Column("officer_id", sa.String(128)),
+    sa.Column("officer_name", sa.String(200)),
+    sa.Column("agency_code", sa.String(32)),
+    sa.Column("agency_name", sa.String(300)),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("detected_at", UTCDateTime(), nullable=False),
+    # The ids of the events that prove it.
+    sa.Column("evidence", JSONType, nullable=False),
+    sa.Column("detail", sa.String(500), nullable=False),
+    # {"sanction", "reassign", "supervisor": {"id", "name"} | null, "repeat_of"} or null.
+    sa.Column("suggestion", JSONType),
+    sa.Column("report_id", sa.BigInteger()),
+    sa.Index("ix_violations_officer_rule", "officer_id", "rule", "occurred_at"),
+    sa.Index("ix_violations_agency", "agency_code", "occurred_at"),
+    sa.Index("ix_violations_dossier", "dossier_code"),
+)
+
+# Auditors' decisions on violations, append-only: the latest one is the violation's status.
+violation_decisions = sa.Table(
+    "violation_decisions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("violation_id", sa.BigInteger(), nullable=False),
+    # "applied" or "dismissed".
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("sanction", sa.String(32)),
+    sa.Column("note", sa.Text()),
+    # The staff user who decided; NULL for the gateway itself (a rule no longer holds).
+    sa.Column("staff_id", sa.BigInteger()),
+    sa.Column("decided_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_violation_decisions_violation", "violation_id"),
+)
+
+# Reminders to a consulted agency whose answer is overdue: the first at the due date, the
+# second some working days later, copied to the Department of Home Affairs.
+consultation_reminders = sa.Table(
+    "consultation_reminders",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("dossier_code", sa.String(40), nullable=False),
+    sa.Column("consultation_id", sa.String(128), nullable=False),
+    sa.Column("number", sa.SmallInteger(), nullable=False),
+    sa.Column("agency_code", sa.String(32)),
+    sa.Column("copied_to", sa.String(200)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("dossier_code", "consultation_id", "number"),
 )
