@@ -8,6 +8,9 @@ Every figure is measured in the same run as its baseline:
 * batch ingest (500 events a request) in events/s;
 * phone normalisation per number vs a bare ``phonenumbers.parse`` + ``is_valid_number``,
   and the ``tthc phones`` command end to end over a file;
+* ``tthc audit rebuild`` (dossiers/s, peak RSS) and the monthly agency statistics over
+  200,000 simulated dossiers, next to reading the same timelines without auditing and a
+  bare ``count(*)`` (``bench/audit.py``);
 * Zalo webhook acknowledgement p50/p99 at 500 events/s next to the bare handler paced the
   same way, and the p95 from a citizen's message to the OA reply at the fake Zalo next
   to a no-op RQ job's enqueue-to-done time (``bench/chat.py``).
@@ -39,7 +42,7 @@ import aiohttp
 import asyncpg
 import phonenumbers
 
-from bench import chat, delivery
+from bench import audit, chat, delivery
 from bench.common import wait_http
 from gateway.domain.phones import normalize_phone
 from gateway.http.signing import signed_headers
@@ -267,6 +270,9 @@ def main() -> int:
         default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
     parser.add_argument("--output", type=Path, default=HERE / "latest.md")
+    parser.add_argument(
+        "--audit-dossiers", type=int, default=200_000, help="dossiers seeded for the audit bench"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -375,6 +381,12 @@ def main() -> int:
                     "`tthc phones` over a 100,000-line file (whole process)",
                     f"{command:,.0f} numbers/s = {command / bare_parse:.2f} × bare parse",
                 )
+            )
+            rows += audit.run(
+                workdir,
+                args.postgres if len(targets) > 1 else None,
+                redis_url,
+                args.audit_dossiers,
             )
     finally:
         _forget_queues(redis_url)

@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     user = sub.add_parser("user", help="add, list and disable staff users", add_help=False)
     user.add_argument("args", nargs=argparse.REMAINDER)
 
+    audit = sub.add_parser("audit", help="rebuild the violations ledger", add_help=False)
+    audit.add_argument("args", nargs=argparse.REMAINDER)
+
+    officers = sub.add_parser("officers", help="import the officer directory", add_help=False)
+    officers.add_argument("args", nargs=argparse.REMAINDER)
+
     zalo = sub.add_parser("zalo", help="Zalo operations")
     zalo_sub = zalo.add_subparsers(dest="zalo_command", required=True)
     token = zalo_sub.add_parser(
@@ -146,6 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.cli import users as staff_cli
 
         return staff_cli.main(argv[1:], _settings)
+    if argv[:1] == ["audit"]:
+        from gateway.cli import audit as audit_cli
+
+        return audit_cli.main(argv[1:], _settings)
+    if argv[:1] == ["officers"]:
+        from gateway.cli import officers as officers_cli
+
+        return officers_cli.main(argv[1:], _settings)
     args = _parser().parse_args(argv)
     settings = _settings()
     if args.command != "demo":  # the demo prints its story on stdout and logs to a file

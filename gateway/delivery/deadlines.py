@@ -1,15 +1,23 @@
 """The deadline sweep: dossiers past their due date, found through a partial index.
 
 Only dossiers the sweep still watches (``deadline_state IS NULL``) are in the index, so a
-run reads the dossiers that fell due since the last run, not the whole table. An open
-dossier past due is recorded late and, unless the agency already apologised (one
-rescheduling is all the rules allow), gets the automatic apology notice.
+run reads the dossiers that fell due since the last run, not the whole table. Lateness is
+judged by local date (``TIME_ZONE``), as the national rating does: a dossier due on day D
+is looked at from the midnight that ends D, so one finished on the evening of D is on
+time and no apology goes out while D lasts. The due date is the dossier's current one
+(the date promised in an apology, once there was one).
+
+An open dossier past due is recorded late and, unless the agency already apologised (one
+rescheduling is all the rules allow), gets the automatic apology notice. A pause (SOS)
+neither ends the dossier nor stops its clock: a paused dossier is open. While the
+citizen owes documents or fees the clock is theirs and the dossier waits. Every dossier
+the sweep marks has its ``updated_at`` set, so the audit sweep judges it again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +28,7 @@ from gateway.storage import outbox
 from gateway.storage.outbox import NewNotice
 from gateway.storage.tables import dossiers
 
-ENDED = frozenset({"finished", "delivered", "refused", "withdrawn", "paused"})
+ENDED = frozenset({"finished", "delivered", "refused", "withdrawn"})
 # The clock is the citizen's while they owe documents or fees.
 WAITING_ON_CITIZEN = frozenset({"supplement_requested", "fees_due"})
 
@@ -33,16 +41,30 @@ class SweepResult:
     apologies: list[tuple[str, str]]  # (notice id, lane)
 
 
+def start_of_day(day: date, calendar: WorkingCalendar) -> datetime:
+    """Local midnight at the start of ``day``, in the calendar's zone."""
+    return datetime.combine(day, time(0), tzinfo=calendar.tz)
+
+
+def day_over_cutoff(now: datetime, calendar: WorkingCalendar) -> datetime:
+    """Due dates before this moment are over: local midnight that began today."""
+    return start_of_day(now.astimezone(calendar.tz).date(), calendar)
+
+
 async def sweep(
     engine: AsyncEngine, now: datetime, calendar: WorkingCalendar, *, limit: int = 500
 ) -> SweepResult:
+    """Judge the watched dossiers whose due day is over; returns what it did."""
     late = met = waiting = 0
     apologies: list[tuple[str, str]] = []
     async with engine.begin() as conn:
         rows = (
             await conn.execute(
                 sa.select(dossiers)
-                .where(dossiers.c.deadline_state.is_(None), dossiers.c.due_at < now)
+                .where(
+                    dossiers.c.deadline_state.is_(None),
+                    dossiers.c.due_at < day_over_cutoff(now, calendar),
+                )
                 .order_by(dossiers.c.due_at)
                 .limit(limit)
             )
@@ -61,6 +83,7 @@ async def sweep(
                 verdict, late_at = ("late", d.due_at) if is_late else ("met", None)
                 late, met = late + is_late, met + (not is_late)
             else:
+                # Open, paused included: the appointment passed with nothing delivered.
                 verdict, late_at = "late", now
                 late += 1
                 if d.reschedule_count == 0 and d.phone_e164:
@@ -70,7 +93,7 @@ async def sweep(
             await conn.execute(
                 dossiers.update()
                 .where(dossiers.c.code == d.code, dossiers.c.deadline_state.is_(None))
-                .values(deadline_state=verdict, late_at=late_at)
+                .values(deadline_state=verdict, late_at=late_at, updated_at=now)
             )
     return SweepResult(late, met, waiting, apologies)
 

@@ -13,6 +13,9 @@ Its states follow Open311 where they fit::
     resolved | rejected ──► open   (an admin reopens it)
 
 Every state change sends the citizen a notice of the kind :func:`notice_kind_for` names.
+A ``false_closure`` report is concluded with a *finding* (``confirmed`` or
+``not_confirmed``, see :func:`check_finding`); a confirmed one puts the officer who
+closed the dossier in the violations ledger.
 This module also parses the staff API's bodies and query strings into typed requests,
 collecting every faulty field into one :class:`~gateway.errors.ValidationFailed`.
 """
@@ -32,18 +35,21 @@ from gateway.errors import Conflict, FieldError, PermissionDenied, ValidationFai
 __all__ = [
     "DESCRIPTION_MAX",
     "FINAL_STATUSES",
+    "FINDINGS",
     "KINDS",
     "LIST_LIMIT_DEFAULT",
     "LIST_LIMIT_MAX",
     "NOTE_MAX",
     "SOURCES",
     "STATUSES",
+    "Finding",
     "PhoneReport",
     "ReportKind",
     "ReportQuery",
     "ReportSource",
     "ReportStatus",
     "TransitionRequest",
+    "check_finding",
     "check_transition",
     "notice_kind_for",
     "parse_handoff_query",
@@ -57,10 +63,13 @@ __all__ = [
 ReportStatus = Literal["open", "in_progress", "resolved", "rejected"]
 ReportKind = Literal["false_closure", "problem"]
 ReportSource = Literal["zalo", "result_check", "phone"]
+# The hotline's conclusion on a false-closure report, once it has checked with the agency.
+Finding = Literal["confirmed", "not_confirmed"]
 
 STATUSES: Final[tuple[ReportStatus, ...]] = ("open", "in_progress", "resolved", "rejected")
 KINDS: Final[tuple[ReportKind, ...]] = ("false_closure", "problem")
 SOURCES: Final[tuple[ReportSource, ...]] = ("zalo", "result_check", "phone")
+FINDINGS: Final[tuple[Finding, ...]] = ("confirmed", "not_confirmed")
 FINAL_STATUSES: Final = frozenset({"resolved", "rejected"})
 # Staff must say why when they close a report: the citizen reads it.
 NOTE_REQUIRED: Final = frozenset({"resolved", "rejected"})
@@ -117,6 +126,30 @@ def check_transition(current: str, to: str, *, may_reopen: bool = False) -> None
         raise Conflict(f"a report cannot go from {current} to {to}; from {current}: {choices}")
 
 
+def check_finding(
+    kind: str, current: str | None, finding: str, *, may_change: bool = False
+) -> None:
+    """Refuse a finding the report cannot take.
+
+    Only a ``false_closure`` report takes one (:class:`ValidationFailed` naming
+    ``finding`` otherwise). Once given, only an admin may change it
+    (:class:`PermissionDenied`): it is the basis of a violation in the ledger, which is
+    corrected by a decision on that violation, not by a hotline officer changing its mind.
+    """
+    if kind != "false_closure":
+        raise ValidationFailed(
+            [FieldError("finding", f"only a false_closure report takes a finding, not a {kind}")]
+        )
+    if current is None:
+        return
+    if not may_change:
+        raise PermissionDenied(
+            f"the finding was already given ({current}); only an admin may change it"
+        )
+    if current == finding:
+        raise Conflict(f"the finding is already {current}")
+
+
 def report_number(report_id: int, year: int) -> str:
     """The number citizens see and quote: ``PA-2026-000123`` (the id, six digits or more)."""
     if report_id < 1:
@@ -147,10 +180,15 @@ class PhoneReport:
 
 @dataclass(frozen=True, slots=True)
 class TransitionRequest:
-    """A staff member moves a report to ``to``; ``note`` is shown to the citizen."""
+    """A staff member moves a report to ``to``; ``note`` is shown to the citizen.
+
+    ``finding`` concludes a false-closure report (``confirmed`` puts the closing officer
+    in the violations ledger).
+    """
 
     to: ReportStatus
     note: str | None
+    finding: Finding | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,10 +280,16 @@ def parse_phone_report(body: Any) -> PhoneReport:
 
 
 def parse_transition(body: Any) -> TransitionRequest:
-    """``POST /v1/reports/{id}/transitions``: ``{"to", "note"}``; closing needs a note."""
+    """``POST /v1/reports/{id}/transitions``: ``{"to", "note", "finding"}``.
+
+    Closing needs a note; ``finding``, if given, is ``confirmed`` or ``not_confirmed``.
+    """
     body = _object(body)
     errors: list[FieldError] = []
     to = _choice(body, "to", STATUSES, errors)
+    finding = None
+    if body.get("finding") is not None:
+        finding = _choice(body, "finding", FINDINGS, errors)
     note = _text(
         body,
         "note",
@@ -257,7 +301,7 @@ def parse_transition(body: Any) -> TransitionRequest:
     if errors:
         raise ValidationFailed(errors)
     assert to is not None
-    return TransitionRequest(cast(ReportStatus, to), note)
+    return TransitionRequest(cast(ReportStatus, to), note, cast(Finding | None, finding))
 
 
 def parse_reply_text(body: Any, *, max_length: int = NOTE_MAX) -> str:

@@ -11,13 +11,18 @@
 
 "Later" is by ``occurred_at``: when an older event arrives after a newer one of the same
 kind, the flag goes to the event that is chronologically second.
+
+The per-event checks (``phone_breach``, ``pending_consultations``, ``withdrawal_approved``,
+``answered_late`` and the detail texts) are shared with the audit's violation rules
+(:mod:`gateway.domain.violations`), which apply them to whole stored timelines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.domain.events import Event
 
@@ -108,24 +113,16 @@ def flags_for(
             )
         )
 
-    if event.type == "dossier.received" and phone is not None and not phone.ok:
-        if phone.reason == "empty":
-            flag("phone_missing", "no mobile number was entered at receipt")
-        elif phone.reason == "no_digits":  # "N/A", "không có": said there is none
-            flag("phone_missing", "no mobile number was entered at receipt: text but no digits")
-        elif phone.reason in _LANDLINE_REASONS:
-            flag("phone_landline", f"the number entered cannot receive SMS ({phone.reason})")
-        else:
-            flag("phone_invalid", f"the number entered is not a usable mobile ({phone.reason})")
+    if event.type == "dossier.received" and phone is not None:
+        breach = phone_breach(phone)
+        if breach is not None:
+            flag(*breach)
     elif event.type == "dossier.paused":
-        pending = [c.consultation_id for c in history.consultations if _pending_at(c, event)]
+        pending = pending_consultations(history.consultations, event.occurred_at)
         if pending:
-            flag(
-                "pause_during_consultation",
-                "paused while waiting for consultation(s): " + ", ".join(sorted(pending)),
-            )
-    elif event.type == "dossier.withdrawn" and not event.data.get("approved_by"):
-        flag("withdrawal_without_approval", "withdrawn without the head of unit's approval")
+            flag("pause_during_consultation", pause_detail(pending))
+    elif event.type == "dossier.withdrawn" and not withdrawal_approved(event.data):
+        flag("withdrawal_without_approval", WITHDRAWAL_DETAIL)
     elif event.type in _ONCE_ONLY:
         flags.extend(_second_occurrence(event, dossier, history))
     elif event.type in ("dossier.consultation_requested", "dossier.consultation_answered"):
@@ -135,10 +132,60 @@ def flags_for(
     return flags
 
 
-def _pending_at(c: ConsultationView, event: Event) -> bool:
-    if c.requested_at is None or c.requested_at > event.occurred_at:
+# -- the per-event checks, shared with the audit (gateway.domain.violations) ------------
+
+WITHDRAWAL_DETAIL = "withdrawn without the head of unit's approval"
+
+
+def phone_breach(phone: PhoneResult) -> tuple[str, str] | None:
+    """``(rule, detail)`` when the phone entered at receipt breaks a phone rule."""
+    if phone.ok:
+        return None
+    if phone.reason == "empty":
+        return "phone_missing", "no mobile number was entered at receipt"
+    if phone.reason == "no_digits":  # "N/A", "không có": said there is none
+        return "phone_missing", "no mobile number was entered at receipt: text but no digits"
+    if phone.reason in _LANDLINE_REASONS:
+        return "phone_landline", f"the number entered cannot receive SMS ({phone.reason})"
+    return "phone_invalid", f"the number entered is not a usable mobile ({phone.reason})"
+
+
+def pending_consultations(consultations: Iterable[ConsultationView], at: datetime) -> list[str]:
+    """The ids of the consultations requested and not yet answered at moment ``at``."""
+    return sorted(c.consultation_id for c in consultations if _pending_at(c, at))
+
+
+def pause_detail(pending: Sequence[str]) -> str:
+    """The detail of a ``pause_during_consultation`` breach."""
+    return "paused while waiting for consultation(s): " + ", ".join(pending)
+
+
+def withdrawal_approved(data: Mapping[str, Any]) -> bool:
+    """Whether a ``dossier.withdrawn`` event's data carries the head of unit's approval."""
+    return bool(data.get("approved_by"))
+
+
+def occurrence_detail(event_type: str, number: int) -> str:
+    """The detail of a once-only event occurring for the ``number``-th time."""
+    what = "rescheduling" if event_type == "dossier.delayed" else "supplement request"
+    return f"{what} number {number} for this dossier (only one is allowed)"
+
+
+def answered_late(due: datetime | None, answered: datetime | None) -> bool:
+    """Whether a consultation answered at ``answered`` missed its deadline ``due``."""
+    return due is not None and answered is not None and answered > due
+
+
+def late_answer_detail(consultation_id: str, due: datetime, answered: datetime) -> str:
+    """The detail of a ``late_consultation_answer`` breach."""
+    hours = (answered - due).total_seconds() / 3600
+    return f"consultation {consultation_id} answered {hours:.1f} h after its deadline"
+
+
+def _pending_at(c: ConsultationView, at: datetime) -> bool:
+    if c.requested_at is None or c.requested_at > at:
         return False
-    return c.answered_at is None or c.answered_at > event.occurred_at
+    return c.answered_at is None or c.answered_at > at
 
 
 def _second_occurrence(event: Event, dossier: DossierState, history: History) -> list[FlagDraft]:
@@ -161,11 +208,10 @@ def _second_occurrence(event: Event, dossier: DossierState, history: History) ->
     else:
         # This older event arrived late: the previously-first one, never flagged, is now second.
         target, number = first, 2
-    what = "rescheduling" if event.type == "dossier.delayed" else "supplement request"
     return [
         FlagDraft(
             rule,
-            f"{what} number {number} for this dossier (only one is allowed)",
+            occurrence_detail(event.type, number),
             target.id,
             target.occurred_at,
             target.actor_id,
@@ -192,7 +238,6 @@ def _late_answer(event: Event, history: History) -> tuple[str | None, str] | Non
     else:
         due, agency = event.data["due_at"], event.data["agency"]["code"]
         answered = known.answered_at if known else None
-    if due is None or answered is None or answered <= due:
+    if due is None or answered is None or not answered_late(due, answered):
         return None
-    hours = (answered - due).total_seconds() / 3600
-    return agency, f"consultation {consultation_id} answered {hours:.1f} h after its deadline"
+    return agency, late_answer_detail(consultation_id, due, answered)

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from gateway.delivery.queues import Dispatcher, QueueClient
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.errors import ConfigError
-from gateway.http import api, ops, staff, webhooks, zalo
+from gateway.http import api, audit, ops, staff, webhooks, zalo
 from gateway.http.keys import (
     CALENDAR,
     CLOCK,
@@ -110,4 +110,5 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.add_routes(webhooks.routes)
     app.add_routes(zalo.routes)
     app.add_routes(staff.routes)
+    app.add_routes(audit.routes)
     return app

@@ -23,6 +23,7 @@ from gateway.chat.queue import enqueue_outbound
 from gateway.delivery.queues import QUEUE_ERRORS
 from gateway.domain import reports as workflow
 from gateway.domain.phones import mask_phone, mask_phones_in_text
+from gateway.domain.sanctions import load_ladder
 from gateway.errors import (
     BearerTokenRefused,
     Conflict,
@@ -57,7 +58,7 @@ async def require_staff(request: web.Request, *roles: str) -> StaffUser:
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise BearerTokenRefused("send your staff API token: Authorization: Bearer <token>")
-    async with _database():
+    async with storage_errors():
         user = await authenticate(request.app[DATABASE].reader, token.strip())
     if user is None:
         raise BearerTokenRefused("the token is unknown or its user is disabled")
@@ -69,14 +70,16 @@ async def require_staff(request: web.Request, *roles: str) -> StaffUser:
 
 
 @asynccontextmanager
-async def _database() -> AsyncIterator[None]:
+async def storage_errors() -> AsyncIterator[None]:
+    """Database failures inside the block become :class:`StorageUnavailable` (503)."""
     try:
         yield
     except (SQLAlchemyError, OSError) as exc:
         raise StorageUnavailable("the database is unavailable") from exc
 
 
-async def _json_body(request: web.Request) -> Any:
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body; 415 for another media type, 400 for malformed JSON."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, got {request.content_type or 'none'}"
@@ -92,7 +95,8 @@ def _now(request: web.Request) -> datetime:
     return datetime.fromtimestamp(request.app[CLOCK](), UTC)
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    """``body`` as an ``application/json`` answer."""
     return web.json_response(body, status=status, dumps=lambda v: orjson.dumps(v).decode())
 
 
@@ -124,6 +128,7 @@ class _View:
             "updated_datetime": self.time(r.updated_at),
             "expected_datetime": self.time(r.expected_at),
             "kind": r.kind,
+            "finding": r.finding,
             "source": r.source,
             "dossier_code": r.dossier_code,
             "description": self.text(r.description),
@@ -234,7 +239,7 @@ async def list_reports(request: web.Request) -> web.Response:
     # ?status=open&status=in_progress means the same as ?status=open,in_progress.
     raw = dict(request.query) | {"status": ",".join(request.query.getall("status", []))}
     query = workflow.parse_report_query(raw, request.app[SETTINGS].tz)
-    async with _database():
+    async with storage_errors():
         page = await report_store.list_reports(
             request.app[DATABASE].reader,
             statuses=query.statuses,
@@ -247,16 +252,16 @@ async def list_reports(request: web.Request) -> web.Response:
     following = None
     if page.next_after is not None:
         following = str(request.rel_url.update_query(after=str(page.next_after)))
-    return _json({"reports": [view.report(r) for r in page.reports], "next": following})
+    return json_answer({"reports": [view.report(r) for r in page.reports], "next": following})
 
 
 @routes.post("/v1/reports")
 async def create_report(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
-    taken = workflow.parse_phone_report(await _json_body(request))
+    taken = workflow.parse_phone_report(await json_body(request))
     settings = request.app[SETTINGS]
     try:
-        async with _database():
+        async with storage_errors():
             report, notice_ids = await report_store.create_report(
                 request.app[DATABASE].writer,
                 kind=taken.kind,
@@ -276,7 +281,7 @@ async def create_report(request: web.Request) -> web.Response:
         ) from exc
     log.info("report taken by phone", extra={"report": report.id, "staff": user.id})
     await _dispatch(request, notice_ids)
-    response = _json(_view(request, user).report(report), status=201)
+    response = json_answer(_view(request, user).report(report), status=201)
     response.headers["Location"] = f"/v1/reports/{report.id}"
     return response
 
@@ -285,24 +290,25 @@ async def create_report(request: web.Request) -> web.Response:
 async def get_report(request: web.Request) -> web.Response:
     user = await require_staff(request, *READERS)
     report_id = int(request.match_info["id"])
-    async with _database():
+    async with storage_errors():
         detail = await report_store.get_report(request.app[DATABASE].reader, report_id)
     if detail is None:
         raise NotFound(f"no report {report_id}")
-    return _json(_view(request, user).detail(detail))
+    return json_answer(_view(request, user).detail(detail))
 
 
 @routes.post(f"/v1/reports/{_ID}/transitions")
 async def transition_report(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
-    change = workflow.parse_transition(await _json_body(request))
+    change = workflow.parse_transition(await json_body(request))
+    settings = request.app[SETTINGS]
     now = _now(request)
     expected_at = None
     if change.to == "open":  # reopened: the citizen is promised a new answer date
         expected_at = request.app[CALENDAR].add_working_days(
-            now, request.app[SETTINGS].chat.report_answer_working_days
+            now, settings.chat.report_answer_working_days
         )
-    async with _database():
+    async with storage_errors():
         report, notice_ids = await report_store.transition(
             request.app[DATABASE].writer,
             int(request.match_info["id"]),
@@ -312,10 +318,16 @@ async def transition_report(request: web.Request) -> web.Response:
             now,
             may_reopen=user.role == "admin",
             expected_at=expected_at,
+            finding=change.finding,
+            # Read per finding, so a ladder edited on disk applies without a restart.
+            ladder=load_ladder(settings.audit.ladder_file) if change.finding else None,
+            staff_id=user.id,
         )
     log.info("report moved", extra={"report": report.id, "status": report.status, "staff": user.id})
+    if change.finding is not None:
+        log.info("report finding", extra={"report": report.id, "finding": change.finding})
     await _dispatch(request, notice_ids)
-    return _json(_view(request, user).report(report))
+    return json_answer(_view(request, user).report(report))
 
 
 # --- handoffs -----------------------------------------------------------------------------
@@ -325,10 +337,10 @@ async def transition_report(request: web.Request) -> web.Response:
 async def list_handoffs(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
     status, limit = workflow.parse_handoff_query(request.query)
-    async with _database():
+    async with storage_errors():
         rows = await handoff_store.list_handoffs(request.app[DATABASE].reader, status, limit)
     view = _view(request, user)
-    return _json(
+    return json_answer(
         {
             "handoffs": [
                 view.handoff(h) | {"last_message": view.message(m) if m else None} for h, m in rows
@@ -341,32 +353,32 @@ async def list_handoffs(request: web.Request) -> web.Response:
 async def get_handoff(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
     handoff_id = int(request.match_info["id"])
-    async with _database():
+    async with storage_errors():
         found = await handoff_store.get_handoff(request.app[DATABASE].reader, handoff_id)
     if found is None:
         raise NotFound(f"no handoff {handoff_id}")
     handoff, messages = found
     view = _view(request, user)
-    return _json(view.handoff(handoff) | {"messages": [view.message(m) for m in messages]})
+    return json_answer(view.handoff(handoff) | {"messages": [view.message(m) for m in messages]})
 
 
 @routes.post(f"/v1/handoffs/{_ID}/replies")
 async def reply_to_handoff(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
-    text = workflow.parse_reply_text(await _json_body(request))
+    text = workflow.parse_reply_text(await json_body(request))
     handoff_id = int(request.match_info["id"])
     engine = request.app[DATABASE].writer
-    async with _database():
+    async with storage_errors():
         message_id = await handoff_store.add_reply(engine, handoff_id, user.id, text, _now(request))
     try:
         await request.app[QUEUE].call(enqueue_outbound, [message_id])
     except QUEUE_ERRORS as exc:
         # Nothing would ever send it: take it back rather than leave it silently unsent.
         log.warning("staff reply not enqueued; withdrawn", extra={"error": str(exc)})
-        async with _database():
+        async with storage_errors():
             await handoff_store.withdraw_reply(engine, message_id)
         raise StorageUnavailable("the chat queue is unavailable; send the reply again") from exc
-    return _json({"id": message_id, "state": "queued"}, status=202)
+    return json_answer({"id": message_id, "state": "queued"}, status=202)
 
 
 @routes.post(f"/v1/handoffs/{_ID}/close")
@@ -378,7 +390,7 @@ async def close_handoff(request: web.Request) -> web.Response:
         "bot/handoff_closed.txt.j2", hotline=request.app[SETTINGS].chat.hotline
     )
     message_id: int | None = None
-    async with _database():
+    async with storage_errors():
         # The citizen is told the officer left, so they know the bot answers again.
         with suppress(Conflict):
             message_id = await handoff_store.add_reply(
@@ -391,4 +403,4 @@ async def close_handoff(request: web.Request) -> web.Response:
         except QUEUE_ERRORS as exc:  # closed anyway; the farewell is only a courtesy
             log.warning("handoff farewell not enqueued", extra={"error": str(exc)})
     log.info("handoff closed", extra={"handoff": handoff.id, "staff": user.id})
-    return _json(_view(request, user).handoff(handoff))
+    return json_answer(_view(request, user).handoff(handoff))

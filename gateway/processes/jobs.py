@@ -5,8 +5,10 @@ cost); ``relay`` puts back on the queue what should be there (after a Redis outa
 crash, a deferral, a ZNS message without a receipt in time); ``sweep_deadlines`` records
 late dossiers, creates automatic apologies and the follow-up questions; ``chat_drain``
 answers one OA user's messages in order; ``chat_send`` sends staff replies;
-``zns_receipts`` applies ZNS delivery receipts. Running any of them twice sends nothing
-twice.
+``zns_receipts`` applies ZNS delivery receipts; ``audit_sweep`` audits the dossiers
+changed since its last run (verdicts, the violations ledger); ``remind_consultations``
+records the reminders owed to consulted agencies. Running any of them twice sends (or
+records) nothing twice.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from functools import cache
 from pathlib import Path
 
 from redis import Redis as SyncRedis
+from redis.asyncio import Redis
 from rq import Queue
 
+from gateway.audit import consultations, ledger
 from gateway.chat import followups, inbox
 from gateway.chat.conversation import Conversations, apply_zns_receipts
 from gateway.chat.queue import ZNS_RECEIPTS, chat_queue_name, enqueue_drain, enqueue_receipts
@@ -32,6 +36,7 @@ from gateway.delivery.queues import enqueue
 from gateway.delivery.send import Sender
 from gateway.delivery.zalo import ZaloChannels, zns_overdue
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
+from gateway.domain.sanctions import load_ladder
 from gateway.settings import Settings
 from gateway.storage.db import create_engine
 from gateway.texts.templates import Texts
@@ -194,3 +199,61 @@ def zns_receipts() -> int:
             timedelta(seconds=2), ZNS_RECEIPTS, job_timeout=120
         )
     return applied
+
+
+@cache
+def _auditor() -> ledger.Auditor:
+    # The ladder file is read once per worker process, like the calendar.
+    s = settings()
+    return ledger.Auditor(
+        _calendar(s),
+        load_ladder(s.audit.ladder_file),
+        s.tz,
+        s.audit.consultation_second_reminder_days,
+    )
+
+
+async def _audit(s: Settings) -> ledger.AuditResult:
+    engine = create_engine(s.database_url, writer=True, pool_size=1)
+    redis = Redis.from_url(s.redis_url, socket_connect_timeout=2, socket_timeout=10)
+    try:
+        return await ledger.audit_recent(engine, redis, s, _now(), auditor=_auditor())
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def audit_sweep() -> int:
+    """Audit the dossiers changed since the last run (events, deadlines passed, reminders):
+    verdicts, new violations with their suggested sanctions, findings no longer detected
+    dismissed. Returns how many dossiers were audited."""
+    result = asyncio.run(_audit(settings()))
+    if result.new_violations or result.dismissed:
+        log.info(
+            "audit sweep",
+            extra={
+                "dossiers": result.dossiers,
+                "new_violations": result.new_violations,
+                "dismissed": result.dismissed,
+            },
+        )
+    return result.dossiers
+
+
+async def _remind(s: Settings) -> consultations.Reminders:
+    engine = create_engine(s.database_url, writer=True, pool_size=1)
+    try:
+        return await consultations.sweep(
+            engine, _now(), _calendar(s), s.audit.consultation_second_reminder_days
+        )
+    finally:
+        await engine.dispose()
+
+
+def remind_consultations() -> int:
+    """Record the reminders owed to consulted agencies whose answer is overdue (the
+    second copied to the Department of Home Affairs). Returns how many were new."""
+    done = asyncio.run(_remind(settings()))
+    if done.first or done.second:
+        log.info("consultation reminders", extra={"first": done.first, "second": done.second})
+    return done.first + done.second

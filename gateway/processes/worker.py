@@ -2,9 +2,10 @@
 
 The worker is RQ's ``SimpleWorker`` (jobs run in the worker process: a job handles a
 batch of notices, so the per-job cost is spread) with RQ's scheduler for retries at a
-later time. The cron — the relay every few seconds, the deadline sweep every minute —
-is RQ's ``CronScheduler`` in a child process; several workers may each run one, the
-jobs being idempotent.
+later time. The cron — the relay every few seconds, the audit sweep every 30 seconds, the
+deadline sweep every minute, the consultation reminders every five minutes — is RQ's
+``CronScheduler`` in a child process; several workers may each run one, the jobs being
+idempotent.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 RELAY_SECONDS = 5
+AUDIT_SECONDS = 30
 SWEEP_SECONDS = 60
+CONSULTATION_SECONDS = 300
 
 
 def _cron(settings: Settings) -> None:
@@ -36,6 +39,8 @@ def _cron(settings: Settings) -> None:
     urgent, _ = queue_names(settings)
     scheduler.register(jobs.relay, queue_name=urgent, interval=RELAY_SECONDS)
     scheduler.register(jobs.sweep_deadlines, queue_name=urgent, interval=SWEEP_SECONDS)
+    scheduler.register(jobs.audit_sweep, queue_name=urgent, interval=AUDIT_SECONDS)
+    scheduler.register(jobs.remind_consultations, queue_name=urgent, interval=CONSULTATION_SECONDS)
     scheduler.start()  # type: ignore[no-untyped-call]
 
 

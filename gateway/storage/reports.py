@@ -18,11 +18,27 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.calendar import WorkingCalendar
-from gateway.domain.reports import check_transition, notice_kind_for, report_number
-from gateway.errors import NotFound
+from gateway.domain.reports import (
+    check_finding,
+    check_transition,
+    notice_kind_for,
+    report_number,
+)
+from gateway.domain.sanctions import Ladder, Prior, suggest
+from gateway.domain.timeline import timeline_of
+from gateway.domain.violations import false_closure
+from gateway.errors import Conflict, NotFound
+from gateway.storage import audit as audit_store
 from gateway.storage import outbox
 from gateway.storage.outbox import GATEWAY_SOURCE, NewNotice
-from gateway.storage.tables import chat_messages, dossiers, events, notices, report_transitions
+from gateway.storage.tables import (
+    chat_messages,
+    dossiers,
+    events,
+    notices,
+    report_transitions,
+    violations,
+)
 from gateway.storage.tables import reports as reports_table
 
 __all__ = [
@@ -56,6 +72,8 @@ class ReportRow:
     phone_e164: str | None
     description: str
     expected_at: datetime | None
+    # The hotline's finding on a false-closure report: "confirmed", "not_confirmed" or None.
+    finding: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -155,6 +173,7 @@ async def create_report(
             "phone_e164": phone_e164,
             "description": description,
             "expected_at": expected_at,
+            "finding": None,
             "created_at": now,
             "updated_at": now,
         }
@@ -187,13 +206,24 @@ async def transition(
     *,
     may_reopen: bool = False,
     expected_at: datetime | None = None,
+    finding: str | None = None,
+    ladder: Ladder | None = None,
+    staff_id: int | None = None,
 ) -> tuple[ReportRow, list[str]]:
     """Move a report to ``to`` and record the notice telling the citizen.
 
     ``note`` becomes the report's ``status_notes`` and the notice's ``status_note``;
     ``expected_at``, if given, is a new answer date (when a report is reopened).
-    Raises :class:`NotFound`, or :class:`Conflict`/:class:`PermissionDenied` from
-    :func:`~gateway.domain.reports.check_transition`; nothing is written then.
+    ``finding`` concludes a false-closure report; ``confirmed`` appends the
+    ``false_closure`` violation of the officer who posted ``dossier.finished``, with the
+    ``ladder``'s suggestion, in the same transaction. Only an admin (``may_reopen``) may
+    change a finding once given; a confirmed finding changed to ``not_confirmed`` appends
+    a ``dismissed`` decision by ``staff_id`` on that violation (nothing is deleted).
+    Raises :class:`NotFound`, :class:`Conflict`/:class:`PermissionDenied` from
+    :func:`~gateway.domain.reports.check_transition` or
+    :func:`~gateway.domain.reports.check_finding`, :class:`ValidationFailed` for a finding
+    on another kind of report, or :class:`Conflict` when a confirmed false closure has no
+    ``dossier.finished`` to attribute it to; nothing is written then.
     """
     async with engine.begin() as conn:
         row = (
@@ -204,10 +234,15 @@ async def transition(
         if row is None:
             raise NotFound(f"no report {report_id}")
         current = _report(row._mapping)
+        if finding is not None:
+            check_finding(current.kind, current.finding, finding, may_change=may_reopen)
         check_transition(current.status, to, may_reopen=may_reopen)
         changes: dict[str, Any] = {"status": to, "status_notes": note, "updated_at": now}
         if expected_at is not None:
             changes["expected_at"] = expected_at
+        if finding is not None:
+            changes["finding"] = finding
+            await _record_finding(conn, current, finding, ladder, staff_id, note, now)
         await conn.execute(
             reports_table.update().where(reports_table.c.id == report_id).values(**changes)
         )
@@ -217,6 +252,58 @@ async def transition(
         )
         notice_id = await _insert_notice(conn, report, transition_id, note, now)
     return report, [notice_id] if notice_id else []
+
+
+async def _record_finding(
+    conn: AsyncConnection,
+    report: ReportRow,
+    finding: str,
+    ladder: Ladder | None,
+    staff_id: int | None,
+    note: str | None,
+    now: datetime,
+) -> None:
+    """The ledger side of a finding: a confirmed false closure is a violation."""
+    code = report.dossier_code
+    if code is None:  # every false_closure report names its dossier; defensive
+        raise Conflict("the report names no dossier, so no officer can be held to it")
+    if finding == "confirmed":
+        if ladder is None:
+            raise ValueError("a confirmed finding needs the sanction ladder")
+        rows = (await audit_store.load_timelines(conn, [code]))[code]
+        found = false_closure(code, timeline_of(rows), report.id)
+        if found is None:
+            raise Conflict(
+                f"dossier {code} has no dossier.finished event: there is no closing officer "
+                "to hold to a false closure"
+            )
+        prior: list[Prior] = []
+        supervisor = None
+        if found.officer_id is not None:
+            prior = await audit_store.prior_violations(
+                conn, found.officer_id, found.rule, found.occurred_at
+            )
+            bosses = await audit_store.supervisors_of(conn, [found.officer_id])
+            supervisor = bosses.get(found.officer_id)
+        suggestion = suggest(ladder, found.rule, found.occurred_at, prior, supervisor)
+        await audit_store.append_violations(conn, [(found, suggestion)], now, report_id=report.id)
+    elif report.finding == "confirmed":
+        # An admin corrects a confirmed finding: the violation it made is dismissed.
+        taken = await conn.execute(
+            sa.select(violations.c.id).where(
+                violations.c.rule == "false_closure", violations.c.report_id == report.id
+            )
+        )
+        for violation_id in taken.scalars():
+            await audit_store.record_decision(
+                conn,
+                int(violation_id),
+                "dismissed",
+                None,
+                f"finding changed to not_confirmed: {note}" if note else "finding changed",
+                staff_id,
+                now,
+            )
 
 
 async def _insert_transition(

@@ -270,6 +270,7 @@ async def test_a_report_taken_by_phone_is_stored_and_its_notice_queued(api: Staf
         "updated_datetime": "2026-04-24T16:00:00+07:00",
         "expected_datetime": "2026-05-06T17:00:00+07:00",
         "kind": "false_closure",
+        "finding": None,
         "source": "phone",
         "dossier_code": CODE,
         "description": REPORT["description"],
@@ -652,3 +653,68 @@ async def test_when_redis_is_down_replies_are_withdrawn_and_notices_wait(
     await make_report(api)
     [notice] = await rows(api.db.reader, notices)
     assert (notice["kind"], notice["state"]) == ("report_received", "created")
+
+
+# --- the hotline's finding on a false-closure report -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("problem", {"to": "resolved", "note": "Đã xử lý", "finding": "confirmed"}),
+        ("problem", {"to": "in_progress", "finding": "not_confirmed"}),
+        ("false_closure", {"to": "resolved", "note": "Đã xử lý", "finding": "maybe"}),
+        ("false_closure", {"to": "resolved", "note": "Đã xử lý", "finding": True}),
+    ],
+)
+async def test_a_finding_only_concludes_a_false_closure_report(
+    api: StaffApi, kind: str, body: dict[str, Any]
+) -> None:
+    await make_report(api, kind=kind)
+    before = await api.state()
+    path = "/v1/reports/1/transitions"
+    response, answer = await api.call("POST", path, body=body)
+    assert_problem(response, answer, 422, path)
+    assert set(fields(answer)) == {"finding"}
+    assert await api.state() == before
+
+
+async def test_a_finding_is_stored_shown_and_not_changed_by_the_hotline(api: StaffApi) -> None:
+    await make_report(api)
+    moved = await api.ok(
+        "POST",
+        "/v1/reports/1/transitions",
+        body={"to": "resolved", "note": "Sở đã trả kết quả", "finding": "not_confirmed"},
+    )
+    assert moved["finding"] == "not_confirmed"
+    assert (await api.ok("GET", "/v1/reports/1", user="lan"))["finding"] == "not_confirmed"
+    [stored] = await rows(api.db.reader, reports)
+    assert stored["finding"] == "not_confirmed"
+    before = await api.state()
+    # An admin reopens it; the hotline may move it again but not change its finding.
+    await api.ok("POST", "/v1/reports/1/transitions", user="minh", body={"to": "open"})
+    path = "/v1/reports/1/transitions"
+    response, answer = await api.call(
+        "POST", path, body={"to": "in_progress", "finding": "confirmed"}
+    )
+    assert_problem(response, answer, 403, path)
+    again = await api.ok("POST", path, body={"to": "in_progress"})
+    assert again["finding"] == "not_confirmed"
+    assert (
+        len(await rows(api.db.reader, report_transitions)) == len(before["report_transitions"]) + 2
+    )
+
+
+async def test_a_confirmed_finding_needs_a_closing_event_to_hold_anyone_to(
+    api: StaffApi,
+) -> None:
+    # The dossier start() seeds has no events: nobody posted dossier.finished.
+    await make_report(api)
+    before = await api.state()
+    path = "/v1/reports/1/transitions"
+    response, answer = await api.call(
+        "POST", path, body={"to": "resolved", "note": "Đúng là chưa trả", "finding": "confirmed"}
+    )
+    assert_problem(response, answer, 409, path)
+    assert "dossier.finished" in answer["detail"]
+    assert await api.state() == before

@@ -109,6 +109,7 @@ async def test_a_report_is_numbered_promised_an_answer_and_attributed(db: Databa
         "phone_e164": PHONE,
         "description": "Hồ sơ báo đã trả nhưng tôi chưa nhận được giấy phép.",
         "expected_at": datetime(2026, 5, 6, 10, 0, tzinfo=UTC),
+        "finding": None,
         "created_at": FRIDAY,
         "updated_at": FRIDAY,
     }
