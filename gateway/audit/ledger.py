@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.domain.lateness import Lateness, judge
-from gateway.domain.sanctions import Ladder, Prior, load_ladder, months_before, suggest
+from gateway.domain.sanctions import Ladder, Prior, load_ladder, suggest, window_around
 from gateway.domain.timeline import TimelineEvent, timeline_of
 from gateway.domain.violations import Finding, detect
 from gateway.settings import Settings
@@ -275,8 +275,8 @@ async def _append(
     priors = await store.priors_of(
         conn,
         pairs,
-        since=min(months_before(f.occurred_at, ladder.window_months) for f in laddered),
-        before=max(f.occurred_at for f in laddered),
+        since=min(window_around(f.occurred_at, ladder.window_months)[0] for f in laddered),
+        until=max(window_around(f.occurred_at, ladder.window_months)[1] for f in laddered),
     )
     supervisors = await store.supervisors_of(conn, {officer for officer, _ in pairs})
     for finding in laddered:

@@ -113,16 +113,18 @@ def suggest(
 ) -> Suggestion | None:
     """The suggestion for a violation of ``rule`` at ``occurred_at``.
 
-    ``prior``: the officer's earlier, not dismissed violations of the same rule; those
-    within the ladder's window before ``occurred_at`` make this one a repeat, and
-    ``repeat_of`` is the latest of them. ``supervisor`` is named only when the step asks
-    for it. None when the ladder has no steps for the rule.
+    ``prior``: the officer's violations of the same rule already in the ledger and not
+    dismissed. Those that occurred within the ladder's window of ``occurred_at`` — before
+    it, at the same moment, or after it (a closure confirmed late is still a second act
+    within twelve months of the first) — make this one a repeat; ``repeat_of`` is the
+    latest of them. ``supervisor`` is named only when the step asks for it. None when the
+    ladder has no steps for the rule.
     """
     steps = ladder.rules.get(rule)
     if not steps:
         return None
-    since = months_before(occurred_at, ladder.window_months)
-    repeats = [p for p in prior if since <= p.occurred_at < occurred_at]
+    since, until = window_around(occurred_at, ladder.window_months)
+    repeats = [p for p in prior if since <= p.occurred_at <= until]
     step = steps[min(len(repeats), len(steps) - 1)]
     latest = max(repeats, key=lambda p: (p.occurred_at, p.id), default=None)
     return Suggestion(
@@ -131,6 +133,11 @@ def suggest(
         supervisor=supervisor if step.supervisor else None,
         repeat_of=latest.id if latest else None,
     )
+
+
+def window_around(moment: datetime, months: int) -> tuple[datetime, datetime]:
+    """``months`` calendar months either side of ``moment``: where repeats are counted."""
+    return months_before(moment, months), months_before(moment, -months)
 
 
 def months_before(moment: datetime, months: int) -> datetime:

@@ -253,16 +253,16 @@ async def prior_violations(
     conn: AsyncConnection,
     officer_id: str,
     rule: str,
-    before: datetime,
+    until: datetime,
     since: datetime | None = None,
 ) -> list[Prior]:
-    """The officer's violations of ``rule`` that occurred before ``before`` (and at or
-    after ``since``), not dismissed: what a sanction ladder counts as repeats."""
+    """The officer's recorded violations of ``rule`` that occurred at or before ``until``
+    (and at or after ``since``), not dismissed: what a sanction ladder counts as repeats."""
     latest = _latest_decision()
     conditions = [
         violations.c.officer_id == officer_id,
         violations.c.rule == rule,
-        violations.c.occurred_at < before,
+        violations.c.occurred_at <= until,
         sa.or_(latest.c.decision.is_(None), latest.c.decision != "dismissed"),
     ]
     if since is not None:
@@ -280,10 +280,10 @@ async def priors_of(
     conn: AsyncConnection,
     pairs: Iterable[tuple[str, str]],
     since: datetime,
-    before: datetime,
+    until: datetime,
 ) -> dict[tuple[str, str], list[Prior]]:
     """:func:`prior_violations` for many ``(officer id, rule)`` pairs at once: the not
-    dismissed violations of each pair that occurred in ``[since, before)``, oldest first."""
+    dismissed violations of each pair that occurred in ``[since, until]``, oldest first."""
     wanted = set(pairs)
     found: dict[tuple[str, str], list[Prior]] = {}
     if not wanted:
@@ -303,7 +303,7 @@ async def priors_of(
                 violations.c.officer_id.in_(chunk),
                 violations.c.rule.in_(rules),
                 violations.c.occurred_at >= since,
-                violations.c.occurred_at < before,
+                violations.c.occurred_at <= until,
                 sa.or_(latest.c.decision.is_(None), latest.c.decision != "dismissed"),
             )
             .order_by(violations.c.occurred_at, violations.c.id)

@@ -24,7 +24,7 @@ from gateway.domain.reports import (
     notice_kind_for,
     report_number,
 )
-from gateway.domain.sanctions import Ladder, Prior, suggest
+from gateway.domain.sanctions import Ladder, Prior, suggest, window_around
 from gateway.domain.timeline import timeline_of
 from gateway.domain.violations import false_closure
 from gateway.errors import Conflict, NotFound
@@ -281,7 +281,10 @@ async def _record_finding(
         supervisor = None
         if found.officer_id is not None:
             prior = await audit_store.prior_violations(
-                conn, found.officer_id, found.rule, found.occurred_at
+                conn,
+                found.officer_id,
+                found.rule,
+                window_around(found.occurred_at, ladder.window_months)[1],
             )
             bosses = await audit_store.supervisors_of(conn, [found.officer_id])
             supervisor = bosses.get(found.officer_id)

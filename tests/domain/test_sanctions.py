@@ -82,9 +82,16 @@ def test_after_12_months_it_is_a_first_time_again(ladder: Ladder) -> None:
     assert s is not None and (s.sanction, s.repeat_of) == ("canh_cao", 1)
 
 
-def test_a_later_violation_is_no_prior(ladder: Ladder) -> None:
+def test_a_recorded_violation_that_occurred_later_within_the_window_is_a_prior(
+    ladder: Ladder,
+) -> None:
+    """A closure confirmed late is still a second act within twelve months of the first."""
     s = suggest(ladder, "false_closure", moment(2024, 4), [Prior(1, moment(2024, 6))], None)
-    assert s is not None and s.sanction == "khien_trach"
+    assert s is not None and (s.sanction, s.repeat_of) == ("canh_cao", 1)
+    same = suggest(ladder, "false_closure", moment(2024, 4), [Prior(2, moment(2024, 4))], None)
+    assert same is not None and (same.sanction, same.repeat_of) == ("canh_cao", 2)
+    far = suggest(ladder, "false_closure", moment(2024, 4), [Prior(3, moment(2025, 5))], None)
+    assert far is not None and (far.sanction, far.repeat_of) == ("khien_trach", None)
 
 
 def test_the_supervisor_is_named_only_when_the_step_says_so(ladder: Ladder) -> None:

@@ -64,6 +64,11 @@ def test_a_second_run_on_the_same_directory_still_answers_the_citizen(
 ) -> None:
     first = demo(tmp_path, demo_env, "--exit", "--dossiers", "6")
     assert first.returncode == 0, first.stdout + first.stderr
+    # The hotline confirms the citizen's report; the ledger suggests a first sanction.
+    assert "records the finding: confirmed" in first.stdout
+    assert "false_closure by Trần Thị Bình (cc-0123)" in first.stdout
+    assert "suggested sanction: khiển trách\n" in first.stdout
+    assert "\nAgencies, " in first.stdout and "Sở Tư pháp" in first.stdout
     second = demo(tmp_path, demo_env, "--exit", "--dossiers", "7")
     out = second.stdout
     assert second.returncode == 0, out + second.stderr
@@ -73,6 +78,9 @@ def test_a_second_run_on_the_same_directory_still_answers_the_citizen(
     assert len(acts) == CHAT_ACTS
     assert all("\n  🏛  " in act for act in acts), chat
     assert "Đã tiếp nhận phản ánh số PA-" in acts[-1]
+    # The same clerk's second false closure within 12 months: the next step of the ladder.
+    assert "suggested sanction: cảnh cáo (a repeat of entry " in out
+    assert "reassignment; supervisor Nguyễn Hữu Đạt to be considered)" in out
     assert "THE DEMO IS BROKEN" not in out
     assert "7 dossiers posted (6 scripted, 1 random)" in out
     for rule in ("phone_missing", "phone_landline", "second_rescheduling"):
