@@ -72,3 +72,18 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
     dotenv.write_text("HTTP_PORT=9000\nHTTP_HOST=0.0.0.0\n")
     settings = Settings.from_env({"HTTP_PORT": "9100"}, dotenv_path=dotenv)
     assert (settings.http_host, settings.http_port) == ("0.0.0.0", 9100)
+
+
+def test_a_malformed_sanction_ladder_stops_the_start_naming_the_variable(tmp_path: Path) -> None:
+    from gateway.http.app import create_app
+
+    ladder = tmp_path / "ladder.toml"
+    ladder.write_text('window_months = 12\n[rules.false_closure]\nsteps = [{ sanction = "x" }]\n')
+    settings = Settings.from_mapping({"AUDIT_LADDER_FILE": str(ladder)}, workdir=tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        create_app(settings)
+    assert caught.value.variable == "AUDIT_LADDER_FILE"
+    assert "rules.false_closure.steps[0]: sanction must be one of" in caught.value.reason
+    missing = {"AUDIT_LADDER_FILE": str(tmp_path / "nowhere.toml")}
+    with pytest.raises(ConfigError, match="AUDIT_LADDER_FILE"):
+        Settings.from_mapping(missing, workdir=tmp_path)

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from gateway.delivery.queues import Dispatcher, QueueClient
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
+from gateway.domain.sanctions import load_ladder
 from gateway.errors import ConfigError
 from gateway.http import api, audit, ops, staff, webhooks, zalo
 from gateway.http.keys import (
@@ -99,6 +100,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         load_overrides(settings.holiday_overrides_file or DEFAULT_OVERRIDES_FILE),
         tz=settings.time_zone,
     )
+    # Read again at each finding (an edited ladder applies without a restart); checked now
+    # so that a malformed one stops the start, naming the variable.
+    load_ladder(settings.audit.ladder_file)
     # The queue first: ingest, the staff API and the webhook waker all enqueue through it.
     app.cleanup_ctx.append(_queue)
     app.cleanup_ctx.append(_database)
