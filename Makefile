@@ -31,7 +31,8 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	@command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }
+	@command -v wrk >/dev/null && [ -x /usr/bin/time ] \
+	  || { apt-get update -q && apt-get install -y -q wrk time; }
 	$(BIN)/python -m bench.run
 
 lint: $(STAMP)
