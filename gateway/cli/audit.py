@@ -31,10 +31,10 @@ from typing import TextIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.ledger import RebuildResult, rebuild
+from gateway.cli.database import first_line, refusal
 from gateway.cli.streams import utf8
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-from gateway.storage import migrate
 from gateway.storage.db import create_engine
 
 __all__ = ["main"]
@@ -105,11 +105,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _first_line(exc: BaseException) -> str:
-    # SQLAlchemy appends the statement and a link on further lines.
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def summary_line(result: RebuildResult) -> str:
     """The line printed at the end of a rebuild."""
     audit = result.audit
@@ -122,14 +117,8 @@ def summary_line(result: RebuildResult) -> str:
 async def _rebuild(
     settings: Settings, since: date | None, bar: _Bar | None, out: TextIO, err: TextIO
 ) -> int:
-    try:
-        current = await migrate.current_revision(settings.database_url)
-    except (SQLAlchemyError, OSError) as exc:
-        print(f"{_PROG}: cannot reach the database: {_first_line(exc)}", file=err)
-        return 1
-    if current != migrate.head_revision():
-        print(f"{_PROG}: the database is not up to date; run `tthc migrate` first", file=err)
-        return 2
+    if refused := await refusal(settings, _PROG, err):
+        return refused
     start = datetime.combine(since, clock_time(0), tzinfo=settings.tz) if since else None
     engine = create_engine(settings.database_url, writer=True, pool_size=1)
     try:
@@ -140,7 +129,7 @@ async def _rebuild(
         print(f"{_PROG}: {exc.detail}", file=err)
         return 2
     except (SQLAlchemyError, OSError) as exc:
-        print(f"{_PROG}: the database failed: {_first_line(exc)}", file=err)
+        print(f"{_PROG}: the database failed: {first_line(exc)}", file=err)
         return 1
     finally:
         if bar is not None:

@@ -34,9 +34,9 @@ from typing import Final, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.cli.database import first_line, refusal
 from gateway.cli.streams import utf8
 from gateway.settings import Settings
-from gateway.storage import migrate
 from gateway.storage.audit import OfficerRecord, import_officers, known_officer_ids
 from gateway.storage.db import create_engine
 
@@ -117,7 +117,7 @@ def parse_officers(text: str) -> ParsedFile:
     index = {name: names.index(name) for name in COLUMNS}
     records: list[tuple[int, OfficerRecord]] = []
     errors: list[LineError] = []
-    first_line: dict[str, int] = {}
+    seen_on: dict[str, int] = {}
     while True:
         try:
             row = next(reader)
@@ -133,15 +133,15 @@ def parse_officers(text: str) -> ParsedFile:
             errors.append(LineError(line, None, f"has {len(row)} fields, the header {len(names)}"))
             continue
         values = {name: row[i].strip() for name, i in index.items()}
-        record, problems = _record(line, values, first_line)
+        record, problems = _record(line, values, seen_on)
         errors.extend(problems)
         if record is not None:
             records.append((line, record))
-    return ParsedFile(records, set(first_line), errors)
+    return ParsedFile(records, set(seen_on), errors)
 
 
 def _record(
-    line: int, values: dict[str, str], first_line: dict[str, int]
+    line: int, values: dict[str, str], seen_on: dict[str, int]
 ) -> tuple[OfficerRecord | None, list[LineError]]:
     errors: list[LineError] = []
     ident = values["id"]
@@ -149,10 +149,10 @@ def _record(
         errors.append(LineError(line, "id", "is missing"))
     elif not _ID_RE.fullmatch(ident):
         errors.append(LineError(line, "id", "must be 1-128 printable characters without spaces"))
-    elif ident in first_line:
-        errors.append(LineError(line, "id", f"{ident!r} is already on line {first_line[ident]}"))
+    elif ident in seen_on:
+        errors.append(LineError(line, "id", f"{ident!r} is already on line {seen_on[ident]}"))
     else:
-        first_line[ident] = line
+        seen_on[ident] = line
     name = values["name"]
     if not name:
         errors.append(LineError(line, "name", "is missing"))
@@ -209,22 +209,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _first_line(exc: BaseException) -> str:
-    # SQLAlchemy appends the statement and a link on further lines.
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 async def _import(
     settings: Settings, path: Path, parsed: ParsedFile, out: TextIO, err: TextIO, now: datetime
 ) -> int:
-    try:
-        current = await migrate.current_revision(settings.database_url)
-    except (SQLAlchemyError, OSError) as exc:
-        print(f"{_PROG}: cannot reach the database: {_first_line(exc)}", file=err)
-        return 1
-    if current != migrate.head_revision():
-        print(f"{_PROG}: the database is not up to date; run `tthc migrate` first", file=err)
-        return 2
+    if refused := await refusal(settings, _PROG, err):
+        return refused
     engine = create_engine(settings.database_url, writer=True, pool_size=1)
     try:
         async with engine.begin() as conn:
@@ -235,7 +224,7 @@ async def _import(
                 return 1
             counts = await import_officers(conn, [r for _, r in parsed.records], now)
     except (SQLAlchemyError, OSError) as exc:
-        print(f"{_PROG}: the database failed, nothing imported: {_first_line(exc)}", file=err)
+        print(f"{_PROG}: the database failed, nothing imported: {first_line(exc)}", file=err)
         return 1
     finally:
         await engine.dispose()

@@ -24,10 +24,10 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.cli.database import first_line, refusal
 from gateway.cli.streams import utf8
 from gateway.errors import GatewayError, ValidationFailed
 from gateway.settings import Settings
-from gateway.storage import migrate
 from gateway.storage import staff as staff_store
 from gateway.storage.db import Database
 
@@ -56,11 +56,6 @@ def _message(exc: GatewayError) -> str:
     return exc.detail
 
 
-def _first_line(exc: BaseException) -> str:
-    # SQLAlchemy appends the statement and a link on further lines.
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def _local(moment: datetime | None, zone: tzinfo) -> str:
     return moment.astimezone(zone).strftime("%d/%m/%Y %H:%M") if moment else "-"
 
@@ -75,14 +70,8 @@ def _print_users(users: Sequence[staff_store.StaffUser], zone: tzinfo, out: Text
 async def _run(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, now: datetime
 ) -> int:
-    try:
-        current = await migrate.current_revision(settings.database_url)
-    except (SQLAlchemyError, OSError) as exc:
-        print(f"{_PROG}: cannot reach the database: {_first_line(exc)}", file=err)
-        return 1
-    if current != migrate.head_revision():
-        print(f"{_PROG}: the database is not up to date; run `tthc migrate` first", file=err)
-        return 2
+    if refused := await refusal(settings, _PROG, err):
+        return refused
     db = Database.open(settings.database_url)
     try:
         if args.action == "add":
@@ -102,7 +91,7 @@ async def _run(
         print(f"{_PROG}: {_message(exc)}", file=err)
         return 1
     except (SQLAlchemyError, OSError) as exc:
-        print(f"{_PROG}: the database failed: {_first_line(exc)}", file=err)
+        print(f"{_PROG}: the database failed: {first_line(exc)}", file=err)
         return 1
     finally:
         await db.close()

@@ -129,7 +129,7 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
-def _latest_decision() -> sa.Subquery:
+def latest_decision() -> sa.Subquery:
     """``violation_id -> decision`` of each violation's latest (highest id) decision."""
     last = (
         sa.select(
@@ -227,7 +227,7 @@ async def save_audits(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) 
 
 async def stored_violations(conn: AsyncConnection, codes: Sequence[str]) -> list[StoredViolation]:
     """The violations recorded on these dossiers, with their status."""
-    latest = _latest_decision()
+    latest = latest_decision()
     found: list[StoredViolation] = []
     for chunk in _chunks(codes):
         query = (
@@ -258,7 +258,7 @@ async def prior_violations(
 ) -> list[Prior]:
     """The officer's recorded violations of ``rule`` that occurred at or before ``until``
     (and at or after ``since``), not dismissed: what a sanction ladder counts as repeats."""
-    latest = _latest_decision()
+    latest = latest_decision()
     conditions = [
         violations.c.officer_id == officer_id,
         violations.c.rule == rule,
@@ -288,7 +288,7 @@ async def priors_of(
     found: dict[tuple[str, str], list[Prior]] = {}
     if not wanted:
         return found
-    latest = _latest_decision()
+    latest = latest_decision()
     rules = sorted({rule for _, rule in wanted})
     for chunk in _chunks(sorted({officer for officer, _ in wanted})):
         query = (

@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.storage.audit import latest_decision
 from gateway.storage.tables import (
     consultation_reminders,
     consultations,
@@ -122,25 +123,8 @@ class ConsultationRow:
     reminders: list[ReminderRow]
 
 
-def _latest_decision() -> sa.Subquery:
-    """``violation_id -> decision`` of each violation's latest decision."""
-    last = (
-        sa.select(
-            violation_decisions.c.violation_id,
-            sa.func.max(violation_decisions.c.id).label("last_id"),
-        )
-        .group_by(violation_decisions.c.violation_id)
-        .subquery("last")
-    )
-    return (
-        sa.select(violation_decisions.c.violation_id, violation_decisions.c.decision)
-        .join(last, last.c.last_id == violation_decisions.c.id)
-        .subquery("latest")
-    )
-
-
 def _select_violations() -> tuple[sa.Select[Any], sa.ColumnElement[str]]:
-    latest = _latest_decision()
+    latest = latest_decision()
     status = sa.func.coalesce(latest.c.decision, sa.literal("open")).label("status")
     query = sa.select(violations, status).select_from(
         violations.outerjoin(latest, latest.c.violation_id == violations.c.id)
