@@ -36,11 +36,12 @@ def _cron(settings: Settings) -> None:
     from gateway.processes import jobs
 
     scheduler = CronScheduler(connection=Redis.from_url(settings.redis_url))
-    urgent, _ = queue_names(settings)
+    urgent, bulk = queue_names(settings)
     scheduler.register(jobs.relay, queue_name=urgent, interval=RELAY_SECONDS)
     scheduler.register(jobs.sweep_deadlines, queue_name=urgent, interval=SWEEP_SECONDS)
-    scheduler.register(jobs.audit_sweep, queue_name=urgent, interval=AUDIT_SECONDS)
-    scheduler.register(jobs.remind_consultations, queue_name=urgent, interval=CONSULTATION_SECONDS)
+    # Auditing is bookkeeping: on the bulk lane, so a long catch-up never delays a notice.
+    scheduler.register(jobs.audit_sweep, queue_name=bulk, interval=AUDIT_SECONDS)
+    scheduler.register(jobs.remind_consultations, queue_name=bulk, interval=CONSULTATION_SECONDS)
     scheduler.start()  # type: ignore[no-untyped-call]
 
 
