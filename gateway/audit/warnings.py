@@ -1,4 +1,5 @@
-"""Early warnings: dossiers to act on now, before they become violations (seed 004).
+"""Early warnings: dossiers to act on now, before they become violations (continuous
+supervision rather than an inspection years later).
 
 Two lists, read with set-based queries and judged by local date (``TIME_ZONE``):
 

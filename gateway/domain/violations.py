@@ -60,18 +60,25 @@ RULES: Mapping[str, RuleInfo] = types.MappingProxyType(
     {
         r.id: r
         for r in (
-            RuleInfo("phone_missing", "seed 000 (letter 1781/UBND-HCTC)"),
-            RuleInfo("phone_invalid", "seed 000 (letter 1781/UBND-HCTC)"),
-            RuleInfo("phone_landline", "seed 000 (letter 1781/UBND-HCTC)"),
-            RuleInfo("false_closure", "seed 000 (letter 1781/UBND-HCTC), seed 001"),
-            RuleInfo("pause_during_consultation", "seed 001 (letter 448/UBND-HCC)"),
-            RuleInfo("withdrawal_without_approval", "seed 001 (letter 448/UBND-HCC)"),
-            RuleInfo("late_consultation_answer", "seed 001; Decree 61/2018 Art. 19"),
-            RuleInfo("consultation_unanswered", "seed 001, seed 002 (Directive 03/CT-UBND)"),
+            RuleInfo("phone_missing", "provincial letter 1781/UBND-HCTC"),
+            RuleInfo("phone_invalid", "provincial letter 1781/UBND-HCTC"),
+            RuleInfo("phone_landline", "provincial letter 1781/UBND-HCTC"),
+            RuleInfo("false_closure", "provincial letters 1781/UBND-HCTC and 448/UBND-HCC"),
+            RuleInfo("pause_during_consultation", "provincial letter 448/UBND-HCC"),
+            RuleInfo("withdrawal_without_approval", "provincial letter 448/UBND-HCC"),
+            RuleInfo(
+                "late_consultation_answer", "provincial letter 448/UBND-HCC; Decree 61/2018 Art. 19"
+            ),
+            RuleInfo(
+                "consultation_unanswered", "provincial letter 448/UBND-HCC; Directive 03/CT-UBND"
+            ),
             RuleInfo("second_rescheduling", "Decree 61/2018 Art. 19"),
             RuleInfo("second_supplement_request", "Decision 766/QD-TTg; Decree 61/2018"),
             RuleInfo("late_apology", "Decree 61/2018 Art. 19"),
-            RuleInfo("overdue_without_apology", "seed 000; Decree 61/2018 Art. 19"),
+            RuleInfo(
+                "overdue_without_apology",
+                "provincial letter 1781/UBND-HCTC; Decree 61/2018 Art. 19",
+            ),
         )
     }
 )
