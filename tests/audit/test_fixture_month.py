@@ -20,8 +20,8 @@ from tests.audit.test_scenario import (
     BINH,
     CONSULTED,
     CUONG,
-    Staff,
     confirm_false_closure,
+    hotline_and_auditor,
     tthc,
 )
 from tests.helpers import Gateway, event
@@ -198,20 +198,7 @@ async def test_a_hand_computed_month(gateway: Gateway, settings: Settings) -> No
         status, answer, _ = await gateway.post(body)
         assert status == 202, answer
     await tthc(settings, "audit", "rebuild")
-    hotline = Staff(
-        gateway,
-        (
-            await tthc(
-                settings, "user", "add", "hoa", "--name", "Nguyễn Thị Hoa", "--role", "hotline"
-            )
-        ).strip(),
-    )
-    auditor = Staff(
-        gateway,
-        (
-            await tthc(settings, "user", "add", "tam", "--name", "Võ Minh Tâm", "--role", "auditor")
-        ).strip(),
-    )
+    hotline, auditor = await hotline_and_auditor(gateway, settings)
     await confirm_false_closure(hotline, code(1))
 
     table = await auditor.call("GET", "/v1/audit/agencies?month=2026-10", 200)

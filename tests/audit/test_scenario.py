@@ -221,6 +221,21 @@ class Staff:
         return items
 
 
+async def hotline_and_auditor(gateway: Gateway, settings: Settings) -> tuple[Staff, Staff]:
+    """A hotline officer and an auditor, added with ``tthc user add`` as an operator does."""
+    staff = [
+        Staff(
+            gateway,
+            (await tthc(settings, "user", "add", login, "--name", name, "--role", role)).strip(),
+        )
+        for login, name, role in (
+            ("hoa", "Nguyễn Thị Hoa", "hotline"),
+            ("tam", "Võ Minh Tâm", "auditor"),
+        )
+    ]
+    return staff[0], staff[1]
+
+
 async def confirm_false_closure(hotline: Staff, dossier: str) -> None:
     report = await hotline.call(
         "POST",
@@ -248,20 +263,7 @@ async def confirm_false_closure(hotline: Staff, dossier: str) -> None:
 async def test_the_loop_from_events_to_suggested_sanctions(
     gateway: Gateway, settings: Settings, tmp_path: Path
 ) -> None:
-    hotline = Staff(
-        gateway,
-        (
-            await tthc(
-                settings, "user", "add", "hoa", "--name", "Nguyễn Thị Hoa", "--role", "hotline"
-            )
-        ).strip(),
-    )
-    auditor = Staff(
-        gateway,
-        (
-            await tthc(settings, "user", "add", "tam", "--name", "Võ Minh Tâm", "--role", "auditor")
-        ).strip(),
-    )
+    hotline, auditor = await hotline_and_auditor(gateway, settings)
     directory = tmp_path / "officers.csv"
     directory.write_text(DIRECTORY, encoding="utf-8")
     await tthc(settings, "officers", "import", str(directory))
