@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     phones = sub.add_parser("phones", help="normalise phone numbers (one per line)", add_help=False)
     phones.add_argument("args", nargs=argparse.REMAINDER)
 
-    user = sub.add_parser("user", help="add, list and disable staff users", add_help=False)
+    user = sub.add_parser(
+        "user", help="add, list and disable staff users; set passwords", add_help=False
+    )
     user.add_argument("args", nargs=argparse.REMAINDER)
 
     audit = sub.add_parser("audit", help="rebuild the violations ledger", add_help=False)

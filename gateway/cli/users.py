@@ -1,14 +1,21 @@
-"""``tthc user``: add, list and disable staff users of the reports API and console.
+"""``tthc user``: add, list and disable staff users; set their console passwords.
 
 Usage::
 
-    tthc user add USERNAME --name "Nguyễn Thị Hoa" --role hotline|auditor|admin
+    tthc user add USERNAME --name "Nguyễn Thị Hoa" --role hotline|auditor|admin \\
+        [--password-stdin]
+    tthc user passwd USERNAME --password-stdin
     tthc user list
     tthc user disable USERNAME
 
 ``add`` prints the new user's API token on stdout, alone on its line, so a script can
 capture it; the token is not stored and cannot be shown again (a note on stderr says
-so). ``list`` prints a header row, then one tab-separated row per user, with times in
+so). With ``--password-stdin`` the first line of standard input (its line ending
+stripped) becomes the user's console password; ``passwd`` sets a new one the same way
+and records ``password_changed`` in the staff audit log. A password is never taken on
+the command line (other users of the machine could read it) and never echoed; one
+shorter than 10 characters is refused with the reason, and nothing is written.
+``list`` prints a header row, then one tab-separated row per user, with times in
 ``TIME_ZONE`` as ``dd/mm/yyyy HH:MM`` (``-`` for a user never disabled). Errors go to
 stderr with exit status 1; a database that is not migrated gives 2.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
@@ -44,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("username", help="2-64 characters of a-z, 0-9, '.', '_', '-'")
     add.add_argument("--name", required=True, help="the person's full name")
     add.add_argument("--role", required=True, choices=staff_store.ROLES)
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the console password from the first line of standard input",
+    )
+    passwd = sub.add_parser("passwd", help="set a user's console password")
+    passwd.add_argument("username")
+    passwd.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the new password from the first line of standard input",
+    )
     sub.add_parser("list", help="list users (disabled ones too)")
     disable = sub.add_parser("disable", help="disable a user; their token stops working")
     disable.add_argument("username")
@@ -67,21 +88,40 @@ def _print_users(users: Sequence[staff_store.StaffUser], zone: tzinfo, out: Text
         print(f"{user.username}\t{user.role}\t{user.name}\t{created}\t{disabled}", file=out)
 
 
+def _read_password(stdin: TextIO) -> str:
+    """The first line of ``stdin`` without its line ending (CRLF too)."""
+    if isinstance(stdin, io.TextIOWrapper):
+        # Strict UTF-8 whatever the locale: a password must not be silently altered.
+        stdin.reconfigure(encoding="utf-8", errors="strict")
+    return stdin.readline().removesuffix("\n").removesuffix("\r")
+
+
 async def _run(
-    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, now: datetime
+    args: argparse.Namespace,
+    settings: Settings,
+    password: str | None,
+    out: TextIO,
+    err: TextIO,
+    now: datetime,
 ) -> int:
     if refused := await refusal(settings, _PROG, err):
         return refused
     db = Database.open(settings.database_url)
     try:
         if args.action == "add":
-            token = await staff_store.add_user(db.writer, args.username, args.name, args.role, now)
+            token = await staff_store.add_user(
+                db.writer, args.username, args.name, args.role, now, password=password
+            )
             print(token, file=out)
             print(
                 f"{_PROG}: added {args.username} ({args.role}); keep this token now, "
                 "it will not be shown again",
                 file=err,
             )
+        elif args.action == "passwd":
+            assert password is not None  # argparse requires --password-stdin
+            await staff_store.set_password(db.writer, args.username, password, now, via="cli")
+            print(f"{_PROG}: the password of {args.username} is changed", file=err)
         elif args.action == "list":
             _print_users(await staff_store.list_users(db.reader), settings.tz, out)
         else:
@@ -102,6 +142,7 @@ def main(
     argv: Sequence[str],
     load_settings: Callable[[], Settings],
     *,
+    stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -110,4 +151,11 @@ def main(
     args = _parser().parse_args(list(argv))
     out = stdout or utf8(sys.stdout)
     err = stderr or utf8(sys.stderr)
-    return asyncio.run(_run(args, load_settings(), out, err, clock()))
+    password = None
+    if getattr(args, "password_stdin", False):
+        try:
+            password = _read_password(stdin or sys.stdin)
+        except UnicodeDecodeError:
+            print(f"{_PROG}: the password on standard input is not UTF-8", file=err)
+            return 1
+    return asyncio.run(_run(args, load_settings(), password, out, err, clock()))

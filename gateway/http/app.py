@@ -14,6 +14,7 @@ from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, loa
 from gateway.domain.sanctions import load_ladder
 from gateway.errors import ConfigError
 from gateway.http import api, audit, ops, staff, webhooks, zalo
+from gateway.http.console.app import create_console
 from gateway.http.keys import (
     CALENDAR,
     CLOCK,
@@ -115,4 +116,6 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.add_routes(zalo.routes)
     app.add_routes(staff.routes)
     app.add_routes(audit.routes)
+    # The staff console: its own middlewares (sessions, CSRF), the main app's resources.
+    app.add_subapp("/console/", create_console(settings))
     return app

@@ -1,35 +1,57 @@
-"""Staff users (hotline, auditors, admins) and their personal API tokens.
+"""Staff users (hotline, auditors, admins): API tokens, console passwords, the audit log.
 
 A token is ``tthc_`` followed by 32 random bytes in URL-safe base64. It is shown once,
 when the user is added; the database keeps only its SHA-256, so a leaked database does
 not let anyone call the API. A disabled user's token stops working at once.
+
+A console password is kept as an argon2id hash (argon2-cffi's default parameters, which
+follow RFC 9106); a hash made with older parameters is replaced at the next good login.
+Hashing takes tens of milliseconds of CPU, so it runs in a worker thread. A password is
+never logged, never stored in clear and never put in an exception message.
+
+The staff audit log records what staff did (logins, reveals of a phone number, exports,
+decisions...). It is append-only: this module has no way to change or delete an entry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Final
 
 import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.domain.phones import mask_phones_in_text
 from gateway.errors import Conflict, FieldError, NotFound, ValidationFailed
-from gateway.storage.tables import staff_users
+from gateway.storage.tables import staff_audit_log, staff_users
 
 __all__ = [
+    "PASSWORD_MAX",
+    "PASSWORD_MIN",
     "ROLES",
     "TOKEN_PREFIX",
+    "StaffAction",
     "StaffUser",
     "add_user",
     "authenticate",
     "disable_user",
+    "get_user",
     "hash_token",
+    "list_actions",
     "list_users",
+    "record_action",
+    "set_password",
+    "verify_password",
 ]
 
 ROLES: Final = ("hotline", "auditor", "admin")
@@ -38,6 +60,15 @@ USERNAME_RE: Final = re.compile(r"[a-z0-9._-]{2,64}")
 NAME_MAX: Final = 200
 # Longer than any token we issue: not worth hashing.
 _TOKEN_MAX: Final = 200
+PASSWORD_MIN: Final = 10
+PASSWORD_MAX: Final = 200
+_HASHER: Final = PasswordHasher()
+_ACTION_RE: Final = re.compile(r"[a-z][a-z_]{0,31}")
+# Keys that must never reach the audit log's detail, whatever a caller passes.
+_SECRET_KEY_RE: Final = re.compile(r"password|passwd|secret|token", re.IGNORECASE)
+_USERNAME_LOG_MAX: Final = 64
+_TARGET_MAX: Final = 128
+_ADDRESS_MAX: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +113,54 @@ def _validate(username: str, name: str, role: str) -> None:
         raise ValidationFailed(errors)
 
 
-async def add_user(engine: AsyncEngine, username: str, name: str, role: str, now: datetime) -> str:
+def _password_errors(password: str) -> list[FieldError]:
+    # The reason names the rule, never the value.
+    if not password:
+        return [FieldError("password", "is required")]
+    if len(password) < PASSWORD_MIN:
+        return [FieldError("password", f"must be at least {PASSWORD_MIN} characters")]
+    if len(password) > PASSWORD_MAX:
+        return [FieldError("password", f"must be at most {PASSWORD_MAX} characters")]
+    return []
+
+
+async def _hash_password(password: str) -> str:
+    errors = _password_errors(password)
+    if errors:
+        raise ValidationFailed(errors)
+    return await asyncio.to_thread(_HASHER.hash, password)
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash no password matches, so that an unknown user costs as much as a known one."""
+    return _HASHER.hash(secrets.token_urlsafe(32))
+
+
+def _matches(stored: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def add_user(
+    engine: AsyncEngine,
+    username: str,
+    name: str,
+    role: str,
+    now: datetime,
+    *,
+    password: str | None = None,
+) -> str:
     """Add a staff user; returns their token (the only time it exists in clear).
 
-    Raises :class:`ValidationFailed` for a bad username, name or role, and
-    :class:`Conflict` if the username is taken (also by a disabled user).
+    With ``password`` the user can also log in to the console. Raises
+    :class:`ValidationFailed` for a bad username, name, role or password (nothing is
+    written then), and :class:`Conflict` if the username is taken (also by a disabled user).
     """
     _validate(username, name, role)
+    password_hash = await _hash_password(password) if password is not None else None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     try:
         async with engine.begin() as conn:
@@ -107,6 +179,8 @@ async def add_user(engine: AsyncEngine, username: str, name: str, role: str, now
                     token_hash=hash_token(token),
                     created_at=now,
                     disabled_at=None,
+                    password_hash=password_hash,
+                    password_changed_at=now if password_hash else None,
                 )
             )
     except IntegrityError as exc:  # another process added the same name in between
@@ -149,8 +223,203 @@ async def disable_user(engine: AsyncEngine, username: str, now: datetime) -> Sta
     return _user(row)
 
 
+async def get_user(reader: AsyncEngine, user_id: int) -> StaffUser | None:
+    """The staff user with id ``user_id`` (disabled or not), or None."""
+    async with reader.connect() as conn:
+        row = (
+            await conn.execute(sa.select(staff_users).where(staff_users.c.id == user_id))
+        ).first()
+    return _user(row) if row is not None else None
+
+
 async def list_users(reader: AsyncEngine) -> list[StaffUser]:
     """Every staff user, disabled ones included, by username."""
     async with reader.connect() as conn:
         rows = await conn.execute(sa.select(staff_users).order_by(staff_users.c.username))
         return [_user(row) for row in rows]
+
+
+async def set_password(
+    engine: AsyncEngine,
+    username: str,
+    password: str,
+    now: datetime,
+    *,
+    actor: StaffUser | None = None,
+    via: str = "cli",
+    remote_addr: str | None = None,
+) -> None:
+    """Set (or replace) a user's console password and record ``password_changed``.
+
+    The audit entry is written in the same transaction, so callers must not record it
+    again. It names ``actor`` (the user themselves when None), with ``{"via": via}`` as
+    detail and ``staff:ID`` of the user as target. Raises :class:`ValidationFailed`
+    naming ``password`` when it is empty, shorter than 10 or longer than 200 characters,
+    and :class:`NotFound` for an unknown username; nothing is written then.
+    """
+    password_hash = await _hash_password(password)
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                staff_users.update()
+                .where(staff_users.c.username == username)
+                .values(password_hash=password_hash, password_changed_at=now)
+                .returning(staff_users.c.id, staff_users.c.username)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no staff user named {username!r}")
+        await record_action(
+            conn,
+            at=now,
+            action="password_changed",
+            staff_id=actor.id if actor else int(row.id),
+            username=actor.username if actor else str(row.username),
+            target=f"staff:{row.id}",
+            detail={"via": via},
+            remote_addr=remote_addr,
+        )
+
+
+async def verify_password(
+    engine: AsyncEngine, username: str, password: str, now: datetime
+) -> StaffUser | None:
+    """The enabled user ``username`` if ``password`` is theirs, else None.
+
+    None also for an unknown user, a disabled one and one without a password; those
+    cost the same argon2 verification as a wrong password, so timing does not tell
+    which usernames exist. A hash made with outdated parameters is replaced (same
+    password, same ``password_changed_at``). ``now`` is the time of the attempt; a user
+    counts as disabled from the moment :func:`disable_user` ran, as for tokens.
+    """
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(sa.select(staff_users).where(staff_users.c.username == username))
+        ).first()
+    usable = (
+        row is not None
+        and row.password_hash is not None
+        and row.disabled_at is None
+        and PASSWORD_MIN <= len(password) <= PASSWORD_MAX
+    )
+    if row is None or not usable:
+        await asyncio.to_thread(_matches, _dummy_hash(), password[:PASSWORD_MAX])
+        return None
+    stored: str = row.password_hash
+    if not await asyncio.to_thread(_matches, stored, password):
+        return None
+    if _HASHER.check_needs_rehash(stored):
+        fresh = await asyncio.to_thread(_HASHER.hash, password)
+        async with engine.begin() as conn:
+            # Only if the password was not changed meanwhile.
+            await conn.execute(
+                staff_users.update()
+                .where(staff_users.c.id == row.id, staff_users.c.password_hash == stored)
+                .values(password_hash=fresh)
+            )
+    return _user(row)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffAction:
+    """One entry of the staff audit log; ``staff_id`` is None for an unknown username."""
+
+    id: int
+    at: datetime
+    staff_id: int | None
+    username: str
+    action: str
+    target: str | None
+    detail: dict[str, Any] | None
+    remote_addr: str | None
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` with phone-looking digit runs masked, refusing keys that name a secret."""
+    if isinstance(value, str):
+        return mask_phones_in_text(value)
+    if isinstance(value, Mapping):
+        for key in value:
+            if _SECRET_KEY_RE.search(str(key)):
+                raise ValueError(f"the staff audit log never stores a {key!r}")
+        return {str(key): _scrub(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item) for item in value]
+    return value
+
+
+async def record_action(
+    conn_or_engine: AsyncConnection | AsyncEngine,
+    *,
+    at: datetime,
+    action: str,
+    username: str,
+    staff_id: int | None = None,
+    target: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    remote_addr: str | None = None,
+) -> int:
+    """Append an entry to the staff audit log; returns its id.
+
+    Pass a connection to record the action in the caller's transaction (it then stands
+    or falls with the action). ``action`` is a short snake_case verb (``login``,
+    ``reveal_phone``, ``export``...); ``target`` names what was acted on (``report:12``).
+    Phone-looking numbers in ``target`` and ``detail`` are masked; a ``detail`` key
+    naming a password, secret or token raises :class:`ValueError` (a programming error).
+    """
+    if not _ACTION_RE.fullmatch(action):
+        raise ValueError(f"not an audit action: {action!r}")
+    values = {
+        "at": at,
+        "staff_id": staff_id,
+        "username": username[:_USERNAME_LOG_MAX],
+        "action": action,
+        "target": mask_phones_in_text(target)[:_TARGET_MAX] if target is not None else None,
+        "detail": _scrub(detail) if detail is not None else None,
+        "remote_addr": remote_addr[:_ADDRESS_MAX] if remote_addr is not None else None,
+    }
+    insert = staff_audit_log.insert().values(**values).returning(staff_audit_log.c.id)
+    if isinstance(conn_or_engine, AsyncEngine):
+        async with conn_or_engine.begin() as conn:
+            return int((await conn.execute(insert)).scalar_one())
+    return int((await conn_or_engine.execute(insert)).scalar_one())
+
+
+async def list_actions(
+    engine: AsyncEngine,
+    *,
+    limit: int,
+    after: int | None,
+    staff_id: int | None = None,
+    action: str | None = None,
+) -> tuple[list[StaffAction], int | None]:
+    """A page of the staff audit log, newest first, and the cursor of the next page.
+
+    ``after`` is the cursor returned with the previous page (entries older than it come
+    next); None starts from the newest. The cursor is None on the last page.
+    """
+    log = staff_audit_log.c
+    query = sa.select(staff_audit_log).order_by(log.id.desc()).limit(limit + 1)
+    if after is not None:
+        query = query.where(log.id < after)
+    if staff_id is not None:
+        query = query.where(log.staff_id == staff_id)
+    if action is not None:
+        query = query.where(log.action == action)
+    async with engine.connect() as conn:
+        items = [
+            StaffAction(
+                int(r.id),
+                r.at,
+                r.staff_id,
+                r.username,
+                r.action,
+                r.target,
+                r.detail,
+                r.remote_addr,
+            )
+            for r in await conn.execute(query)
+        ]
+    more = len(items) > limit
+    items = items[:limit]
+    return items, items[-1].id if more else None

@@ -365,6 +365,30 @@ staff_users = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("disabled_at", UTCDateTime()),
+    # The console password as an argon2 PHC string; NULL for a user who has only a token.
+    sa.Column("password_hash", sa.String(200)),
+    sa.Column("password_changed_at", UTCDateTime()),
+)
+
+# What staff did (logins, reveals of a phone, exports, decisions...): append-only, the code
+# never updates or deletes a row. ``username`` is kept as typed, so a failed login with an
+# unknown name is recorded too (``staff_id`` NULL then). ``detail`` never holds a password
+# or an unmasked phone number.
+staff_audit_log = sa.Table(
+    "staff_audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("staff_id", sa.BigInteger()),
+    sa.Column("username", sa.String(64), nullable=False),
+    # "login", "login_failed", "logout", "reveal_phone", "export", "password_changed", ...
+    sa.Column("action", sa.String(32), nullable=False),
+    # What was acted on, as "kind:id" (e.g. "report:12"); NULL for a login.
+    sa.Column("target", sa.String(128)),
+    sa.Column("detail", JSONType),
+    sa.Column("remote_addr", sa.String(64)),
+    sa.Index("ix_staff_audit_log_staff", "staff_id", "id"),
+    sa.Index("ix_staff_audit_log_action", "action", "id"),
 )
 
 

@@ -1,0 +1,91 @@
+"""``create_console(settings)``: the console sub-application, mounted at ``/console/``.
+
+Its middlewares, outermost first: HTML error pages and security headers, Redis sessions,
+CSRF, then login and roles. The main application's problem middleware never sees a
+console error, so staff get Vietnamese pages, not JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp_session import session_middleware
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.errors import GatewayError
+from gateway.http.console import auth, views
+from gateway.http.console.sessions import RedisSessions
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Styles come from our own stylesheet only; no script runs on these pages yet.
+_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@web.middleware
+async def page_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """HTTP errors and storage failures as Vietnamese pages; security headers on all."""
+    home = request.app.router["home"].url_for()
+    if request.path == home.path.rstrip("/"):
+        # ``/console`` without its slash (the root page links it so): the session cookie's
+        # path is ``/console/``, so go there before a session is looked for.
+        raise web.HTTPSeeOther(home, headers=_HEADERS)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            exc.headers.update(_HEADERS)
+            raise
+        response = auth.problem_page(
+            request, "not_found" if exc.status == 404 else "http", exc.status
+        )
+    except (GatewayError, SQLAlchemyError, RedisError, OSError):
+        log.exception("console page failed", extra={"path": request.path})
+        response = auth.problem_page(request, "unavailable", 503)
+    response.headers.update(_HEADERS)
+    return response
+
+
+def create_console(settings: Settings) -> web.Application:
+    """The console; it uses the main application's database, Redis, clock and settings."""
+    storage = RedisSessions(
+        settings.redis_key_prefix,
+        ttl_seconds=int(auth.IDLE.total_seconds()),
+        secure=settings.public_base_url.startswith("https://"),
+    )
+    app = web.Application(
+        middlewares=[
+            page_errors,
+            session_middleware(storage),
+            auth.csrf_middleware,
+            auth.auth_middleware,
+        ]
+    )
+    app[auth.STORAGE] = storage
+    app[auth.ROLES] = views.ROLES
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(settings.templates_dir),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    app.add_routes(auth.routes)
+    app.add_routes(views.routes)
+    app.router.add_static("/static/", settings.templates_dir / "console" / "static", name="static")
+    return app
