@@ -301,33 +301,43 @@ async def get_report(request: web.Request) -> web.Response:
 async def transition_report(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
     change = workflow.parse_transition(await json_body(request))
-    settings = request.app[SETTINGS]
-    now = _now(request)
+    async with storage_errors():
+        report = await move_report(request, user, int(request.match_info["id"]), change)
+    return json_answer(_view(request, user).report(report))
+
+
+async def move_report(
+    request: web.Request, user: StaffUser, report_id: int, change: workflow.TransitionRequest
+) -> report_store.ReportRow:
+    """Apply ``change`` to a report for ``user`` and queue the citizen's notice: the one
+    transition both the API and the console make. Raises what
+    :func:`gateway.storage.reports.transition` raises."""
+    settings = request.config_dict[SETTINGS]
+    now = datetime.fromtimestamp(request.config_dict[CLOCK](), UTC)
     expected_at = None
     if change.to == "open":  # reopened: the citizen is promised a new answer date
-        expected_at = request.app[CALENDAR].add_working_days(
+        expected_at = request.config_dict[CALENDAR].add_working_days(
             now, settings.chat.report_answer_working_days
         )
-    async with storage_errors():
-        report, notice_ids = await report_store.transition(
-            request.app[DATABASE].writer,
-            int(request.match_info["id"]),
-            change.to,
-            change.note,
-            user.actor,
-            now,
-            may_reopen=user.role == "admin",
-            expected_at=expected_at,
-            finding=change.finding,
-            # Read per finding, so a ladder edited on disk applies without a restart.
-            ladder=load_ladder(settings.audit.ladder_file) if change.finding else None,
-            staff_id=user.id,
-        )
+    report, notice_ids = await report_store.transition(
+        request.config_dict[DATABASE].writer,
+        report_id,
+        change.to,
+        change.note,
+        user.actor,
+        now,
+        may_reopen=user.role == "admin",
+        expected_at=expected_at,
+        finding=change.finding,
+        # Read per finding, so a ladder edited on disk applies without a restart.
+        ladder=load_ladder(settings.audit.ladder_file) if change.finding else None,
+        staff_id=user.id,
+    )
     log.info("report moved", extra={"report": report.id, "status": report.status, "staff": user.id})
     if change.finding is not None:
         log.info("report finding", extra={"report": report.id, "finding": change.finding})
-    await _dispatch(request, notice_ids)
-    return json_answer(_view(request, user).report(report))
+    await request.config_dict[QUEUE].offer_notices([(n, "urgent") for n in notice_ids])
+    return report
 
 
 # --- handoffs -----------------------------------------------------------------------------

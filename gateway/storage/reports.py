@@ -24,8 +24,9 @@ from gateway.domain.reports import (
     notice_kind_for,
     report_number,
 )
-from gateway.domain.sanctions import Ladder, Prior, suggest, window_around
+from gateway.domain.sanctions import Ladder, Prior, Suggestion, suggest, window_around
 from gateway.domain.timeline import timeline_of
+from gateway.domain.violations import Finding as ViolationFinding
 from gateway.domain.violations import false_closure
 from gateway.errors import Conflict, NotFound
 from gateway.storage import audit as audit_store
@@ -47,8 +48,11 @@ __all__ = [
     "ReportRow",
     "TransitionRow",
     "create_report",
+    "false_closure_consequence",
     "get_report",
     "list_reports",
+    "preview_false_closure",
+    "reports_on_dossier",
     "transition",
 ]
 
@@ -270,25 +274,7 @@ async def _record_finding(
     if finding == "confirmed":
         if ladder is None:
             raise ValueError("a confirmed finding needs the sanction ladder")
-        rows = (await audit_store.load_timelines(conn, [code]))[code]
-        found = false_closure(code, timeline_of(rows), report.id)
-        if found is None:
-            raise Conflict(
-                f"dossier {code} has no dossier.finished event: there is no closing officer "
-                "to hold to a false closure"
-            )
-        prior: list[Prior] = []
-        supervisor = None
-        if found.officer_id is not None:
-            prior = await audit_store.prior_violations(
-                conn,
-                found.officer_id,
-                found.rule,
-                window_around(found.occurred_at, ladder.window_months)[1],
-            )
-            bosses = await audit_store.supervisors_of(conn, [found.officer_id])
-            supervisor = bosses.get(found.officer_id)
-        suggestion = suggest(ladder, found.rule, found.occurred_at, prior, supervisor)
+        found, suggestion = await false_closure_consequence(conn, code, report.id, ladder)
         await audit_store.append_violations(conn, [(found, suggestion)], now, report_id=report.id)
     elif report.finding == "confirmed":
         # An admin corrects a confirmed finding: the violation it made is dismissed.
@@ -307,6 +293,35 @@ async def _record_finding(
                 staff_id,
                 now,
             )
+
+
+async def false_closure_consequence(
+    conn: AsyncConnection, code: str, report_id: int, ladder: Ladder
+) -> tuple[ViolationFinding, Suggestion | None]:
+    """The violation a confirmed finding on report ``report_id`` would record, and the
+    ladder's suggestion for it: what the console shows before saving, and what is saved.
+
+    Raises :class:`Conflict` when dossier ``code`` has no ``dossier.finished`` event.
+    """
+    rows = (await audit_store.load_timelines(conn, [code]))[code]
+    found = false_closure(code, timeline_of(rows), report_id)
+    if found is None:
+        raise Conflict(
+            f"dossier {code} has no dossier.finished event: there is no closing officer "
+            "to hold to a false closure"
+        )
+    prior: list[Prior] = []
+    supervisor = None
+    if found.officer_id is not None:
+        prior = await audit_store.prior_violations(
+            conn,
+            found.officer_id,
+            found.rule,
+            window_around(found.occurred_at, ladder.window_months)[1],
+        )
+        bosses = await audit_store.supervisors_of(conn, [found.officer_id])
+        supervisor = bosses.get(found.officer_id)
+    return found, suggest(ladder, found.rule, found.occurred_at, prior, supervisor)
 
 
 async def _insert_transition(
@@ -391,6 +406,28 @@ async def list_reports(
     more = len(rows) > limit
     rows = rows[:limit]
     return ReportPage(rows, rows[-1].id if more else None)
+
+
+async def reports_on_dossier(
+    reader: AsyncEngine, code: str, *, before_id: int, limit: int = 50
+) -> list[ReportRow]:
+    """The reports about dossier ``code`` made before report ``before_id``, newest first."""
+    query = (
+        sa.select(reports_table)
+        .where(reports_table.c.dossier_code == code, reports_table.c.id < before_id)
+        .order_by(reports_table.c.id.desc())
+        .limit(limit)
+    )
+    async with reader.connect() as conn:
+        return [_report(r._mapping) for r in await conn.execute(query)]
+
+
+async def preview_false_closure(
+    reader: AsyncEngine, code: str, report_id: int, ladder: Ladder
+) -> tuple[ViolationFinding, Suggestion | None]:
+    """:func:`false_closure_consequence` outside a write: what confirming would record."""
+    async with reader.connect() as conn:
+        return await false_closure_consequence(conn, code, report_id, ladder)
 
 
 async def get_report(reader: AsyncEngine, report_id: int) -> ReportDetail | None:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import GatewayError
-from gateway.http.console import auth, views
+from gateway.http.console import auth, desk, report_page, views
 from gateway.http.console.sessions import RedisSessions
 from gateway.settings import Settings
 
@@ -78,7 +78,7 @@ def create_console(settings: Settings) -> web.Application:
         ]
     )
     app[auth.STORAGE] = storage
-    app[auth.ROLES] = views.ROLES
+    app[auth.ROLES] = views.ROLES | report_page.ROLES | desk.ROLES
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(settings.templates_dir),
@@ -87,5 +87,7 @@ def create_console(settings: Settings) -> web.Application:
     )
     app.add_routes(auth.routes)
     app.add_routes(views.routes)
+    app.add_routes(report_page.routes)
+    app.add_routes(desk.routes)
     app.router.add_static("/static/", settings.templates_dir / "console" / "static", name="static")
     return app
