@@ -19,17 +19,17 @@ from typing import Any, NoReturn
 from gateway.domain.violations import RULES
 from gateway.errors import ConfigError
 
-SANCTIONS = frozenset(
-    {
-        "nhac_nho",  # a reminder, not a disciplinary form
-        "khien_trach",
-        "canh_cao",
-        "ha_bac_luong",
-        "giang_chuc",
-        "cach_chuc",
-        "buoc_thoi_viec",
-    }
+# Lightest first, as a person chooses among them.
+SANCTIONS_IN_ORDER = (
+    "nhac_nho",  # a reminder, not a disciplinary form
+    "khien_trach",
+    "canh_cao",
+    "ha_bac_luong",
+    "giang_chuc",
+    "cach_chuc",
+    "buoc_thoi_viec",
 )
+SANCTIONS = frozenset(SANCTIONS_IN_ORDER)
 _VARIABLE = "AUDIT_LADDER_FILE"
 _STEP_KEYS = frozenset({"sanction", "reassign", "supervisor"})
 

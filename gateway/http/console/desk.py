@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.audit import exports
 from gateway.domain import violations as violation_rules
-from gateway.domain.sanctions import SANCTIONS
+from gateway.domain.sanctions import SANCTIONS, SANCTIONS_IN_ORDER
 from gateway.domain.violations import RULES
 from gateway.errors import FieldError, NotFound, ValidationFailed
 from gateway.http.audit import (
@@ -50,15 +50,7 @@ ROLES: Final[dict[str, tuple[str, ...]]] = {
 PAGE_SIZE: Final = 50
 # The ledger's filters, as the API names them; anything else in a query is ignored.
 FILTERS: Final = ("rule", "officer", "agency", "dossier", "status", "since", "until")
-SANCTION_ORDER: Final = (
-    "nhac_nho",
-    "khien_trach",
-    "canh_cao",
-    "ha_bac_luong",
-    "giang_chuc",
-    "cach_chuc",
-    "buoc_thoi_viec",
-)
+SANCTION_ORDER: Final = SANCTIONS_IN_ORDER
 _DAY_FIRST: Final = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _MEDIA: Final = {
     "csv": "text/csv; charset=utf-8",
