@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Response, sync_playwright
 
 # The chat rig's fixtures, for pages that need the gateway and a worker behind them.
 from tests.chat.conftest import chat, chat_settings, sms_settings
@@ -26,7 +26,35 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 T = TypeVar("T")
 
-__all__ = ["CHROMIUM", "BrowserThread", "browser", "chat", "chat_settings", "sms_settings"]
+__all__ = [
+    "CHROMIUM",
+    "BrowserThread",
+    "browser",
+    "chat",
+    "chat_settings",
+    "sms_settings",
+    "watch",
+]
+
+
+def watch(page: Page, *, locations: bool = False) -> list[str]:
+    """Collect what a person would count as broken on ``page``: script errors, console
+    errors and warnings, answers of 400 and over. A test asserts the list stays empty."""
+    problems: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            where = f" ({message.location})" if locations else ""
+            problems.append(f"console {message.type}: {message.text}{where}")
+
+    def response(answer: Response) -> None:
+        if answer.status >= 400:
+            problems.append(f"HTTP {answer.status} for {answer.request.method} {answer.url}")
+
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", console)
+    page.on("response", response)
+    return problems
 
 
 class BrowserThread:

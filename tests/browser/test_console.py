@@ -16,13 +16,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.sync_api import Browser, ConsoleMessage, Error, Response, expect
+from playwright.sync_api import Browser, Error, expect
 
 from gateway.http.app import create_app
 from gateway.http.keys import DATABASE
 from gateway.settings import Settings
 from gateway.storage.staff import add_user
-from tests.browser.conftest import BrowserThread
+from tests.browser.conftest import BrowserThread, watch
 from tests.staff_helpers import seed_dossier
 
 CODE = "000.00.12.H19-260401-0001"
@@ -38,19 +38,7 @@ def log_in_and_read_the_queue(
     def run(browser: Browser) -> str:
         context = browser.new_context(locale="vi-VN", viewport={"width": 1366, "height": 768})
         page = context.new_page()
-        problems: list[str] = []
-
-        def console(message: ConsoleMessage) -> None:
-            if message.type in ("error", "warning"):
-                problems.append(f"console {message.type}: {message.text}")
-
-        def response(answer: Response) -> None:
-            if answer.status >= 400:
-                problems.append(f"HTTP {answer.status} for {answer.request.method} {answer.url}")
-
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", console)
-        page.on("response", response)
+        problems = watch(page)
         try:
             page.goto(f"{base}/console/reports")  # no session: sent to the login page
             expect(page).to_have_url(f"{base}/console/login")

@@ -17,12 +17,12 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.sync_api import Browser, ConsoleMessage, Error, Locator, Page, Response, expect
+from playwright.sync_api import Browser, Error, Locator, Page, expect
 
 from gateway.storage.tables import reports
 from providers.fakes.zalo import FakeZalo
 from providers.fakes.zalo import create_app as create_zalo_app
-from tests.browser.conftest import BrowserThread
+from tests.browser.conftest import BrowserThread, watch
 from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig
 
 # The worker answers within a second or two; the page polls the thread every second.
@@ -46,19 +46,7 @@ def on_page(
         if remembered_user is not None:
             context.add_init_script(f"localStorage.setItem('fake-zalo-user', {remembered_user!r});")
         page = context.new_page()
-        problems: list[str] = []
-
-        def console(message: ConsoleMessage) -> None:
-            if message.type in ("error", "warning"):
-                problems.append(f"console {message.type}: {message.text} ({message.location})")
-
-        def response(answer: Response) -> None:
-            if answer.status >= 400:
-                problems.append(f"HTTP {answer.status} for {answer.request.method} {answer.url}")
-
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", console)
-        page.on("response", response)
+        problems = watch(page, locations=True)
         try:
             page.goto(url)
             result = script(page)

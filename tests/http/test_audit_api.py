@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import openpyxl
 import pytest
@@ -19,6 +19,7 @@ from aiohttp import ClientResponse
 
 from gateway.http.signing import signed_headers
 from gateway.settings import Settings
+from gateway.storage.db import Database
 from gateway.storage.tables import (
     consultation_reminders,
     consultations,
@@ -43,8 +44,15 @@ async def api(settings: Settings, aiohttp_client: Any) -> StaffApi:
     return await start(settings, aiohttp_client)
 
 
+class HasDatabase(Protocol):
+    """A running app under test (the staff API's or the console's)."""
+
+    @property
+    def db(self) -> Database: ...
+
+
 async def seed_violation(
-    api: StaffApi,
+    api: HasDatabase,
     number: int,
     *,
     rule: str = "phone_missing",

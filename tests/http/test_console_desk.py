@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import openpyxl
@@ -20,14 +20,11 @@ from aiohttp.test_utils import TestClient
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.storage.staff import add_user, list_actions
-from gateway.storage.tables import dossier_audit, violation_decisions, violations
+from gateway.storage.tables import dossier_audit, violation_decisions
+from tests.http.test_audit_api import BINH, BUILDING, CODES, LAND, seed_violation
 from tests.http.test_console import CSRF_RE, FRIDAY, PASSWORD, USERS, Clock, Console
 from tests.staff_helpers import empty_staff_tables, rows
 
-BUILDING = ("000.00.12.H19", "Sở Xây dựng")
-LAND = ("000.00.05.H19", "Sở Tài nguyên và Môi trường")
-CODES = [f"000.00.12.H19-2604{day:02d}-00{day:02d}" for day in range(1, 10)]
-BINH = ("cc-0123", "Trần Thị Bình")
 CUONG = ("cc-0456", "Lê Văn Cường")
 LEDGER = "/console/audit/violations"
 AGENCIES = "/console/audit/agencies"
@@ -49,36 +46,6 @@ async def desk(settings: Settings, aiohttp_client: Any) -> Console:
         )
     await seed_ledger(console)
     return console
-
-
-async def seed_violation(
-    console: Console,
-    number: int,
-    *,
-    rule: str = "phone_missing",
-    officer: tuple[str, str] | None = BINH,
-    agency: tuple[str, str] = BUILDING,
-    dossier: str = CODES[0],
-    at: datetime = datetime(2026, 4, 1, 2, 0, tzinfo=UTC),
-    suggestion: dict[str, Any] | None = None,
-) -> None:
-    async with console.db.writer.begin() as conn:
-        await conn.execute(
-            violations.insert().values(
-                fingerprint=f"{rule}:{dossier}:{number}",
-                rule=rule,
-                dossier_code=dossier,
-                officer_id=officer[0] if officer else None,
-                officer_name=officer[1] if officer else None,
-                agency_code=agency[0],
-                agency_name=agency[1],
-                occurred_at=at,
-                detected_at=at + timedelta(minutes=5),
-                evidence=[f"evt-{number}"],
-                detail="seeded",
-                suggestion=suggestion,
-            )
-        )
 
 
 async def seed_ledger(console: Console) -> None:
