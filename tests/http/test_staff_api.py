@@ -7,6 +7,7 @@ handoffs; auditors read reports with phone numbers masked; admins may also reope
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -531,7 +532,10 @@ async def test_auditors_see_masked_phones_and_no_oa_user_ids(api: StaffApi) -> N
     assert auditor["dossier"]["applicant"]["phone"] == MASKED
     assert auditor["messages"][0]["text"] == "Số của tôi là 091*.***.678"
     assert auditor["transitions"][1]["note"] == "Đã gọi công dân qua 091* *** 678"
-    assert "u-1" not in str(auditor) and "345" not in str(auditor)
+    # Nothing left of the phone's middle digits anywhere; notice ids are random hex and
+    # may hold "345" by chance, so they are taken out first.
+    shown = re.sub(r"\b[0-9a-f]{32}\b", "<id>", str(auditor))
+    assert "u-1" not in shown and "345" not in shown
 
 
 # --- handoffs -----------------------------------------------------------------------------
