@@ -288,6 +288,9 @@ reports = sa.Table(
     sa.Column("finding", sa.String(16)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # The staff user the report is assigned to at the console (NULL: nobody yet).
+    sa.Column("assignee_id", sa.BigInteger()),
+    sa.Column("assigned_at", UTCDateTime()),
     sa.Index("ix_reports_status_created", "status", "created_at"),
     sa.Index("ix_reports_agency", "agency_code"),
     sa.Index("ix_reports_dossier", "dossier_code"),
@@ -333,6 +336,8 @@ handoffs = sa.Table(
     sa.Column("opened_at", UTCDateTime(), nullable=False),
     sa.Column("closed_at", UTCDateTime()),
     sa.Column("last_message_at", UTCDateTime(), nullable=False),
+    # When staff last opened the conversation: later citizen messages are "unread".
+    sa.Column("staff_read_at", UTCDateTime()),
     sa.Index("ix_handoffs_status_last", "status", "last_message_at"),
     sa.Index("ix_handoffs_user", "user_id"),
 )
@@ -368,6 +373,11 @@ staff_users = sa.Table(
     # The console password as an argon2 PHC string; NULL for a user who has only a token.
     sa.Column("password_hash", sa.String(200)),
     sa.Column("password_changed_at", UTCDateTime()),
+    # The optional second factor (RFC 6238 TOTP): the base32 secret once enrolled, when it
+    # was confirmed, and the last time step accepted (a code is never accepted twice).
+    sa.Column("totp_secret", sa.String(64)),
+    sa.Column("totp_enabled_at", UTCDateTime()),
+    sa.Column("totp_last_step", sa.BigInteger()),
 )
 
 # What staff did (logins, reveals of a phone, exports, decisions...): append-only, the code

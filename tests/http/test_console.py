@@ -6,131 +6,29 @@ with the storage function; the gateway's clock is moved by the test for the time
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
-from redis.asyncio import Redis
 
-from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.http.app import create_app
 from gateway.http.console.auth import ACCOUNT_FAILURES, ADDRESS_FAILURES
 from gateway.http.console.sessions import COOKIE
-from gateway.http.keys import DATABASE
 from gateway.settings import Settings
-from gateway.storage import reports as report_store
-from gateway.storage.db import Database
-from gateway.storage.staff import StaffAction, add_user, disable_user, list_actions, list_users
-from tests.staff_helpers import empty_staff_tables, seed_dossier
-
-CODE = "000.00.12.H19-260401-0001"
-PHONE = "+84912345678"
-MASKED = "+849*****678"
-FRIDAY = datetime(2026, 4, 24, 9, 0, tzinfo=UTC)
-PASSWORD = "mật khẩu đủ dài 1022"
-USERS = {"hoa": "hotline", "lan": "auditor", "minh": "admin", "cu": "hotline"}
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-class Clock:
-    """The gateway's clock, moved by the test."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> float:
-        return self.at.timestamp()
-
-
-@dataclasses.dataclass
-class Console:
-    client: TestClient[web.Request, web.Application]
-    settings: Settings
-    clock: Clock
-    audit_before: int
-
-    @property
-    def db(self) -> Database:
-        app = self.client.app
-        assert app is not None
-        return app[DATABASE]
-
-    def session_id(self) -> str | None:
-        for cookie in self.client.session.cookie_jar:
-            if cookie.key == COOKIE:
-                return cookie.value
-        return None
-
-    async def session_stored(self, identity: str) -> bool:
-        redis = Redis.from_url(self.settings.redis_url)
-        try:
-            key = f"{self.settings.redis_key_prefix}console:session:{identity}"
-            return bool(await redis.exists(key))
-        finally:
-            await redis.aclose()
-
-    async def csrf(self, path: str = "/console/login") -> str:
-        response = await self.client.get(path, allow_redirects=False)
-        assert response.status == 200, await response.text()
-        found = CSRF_RE.search(await response.text())
-        assert found is not None
-        return found.group(1)
-
-    async def login(
-        self, username: str, password: str = PASSWORD, *, csrf: str | None = None
-    ) -> ClientResponse:
-        token = csrf if csrf is not None else await self.csrf()
-        return await self.client.post(
-            "/console/login",
-            data={"username": username, "password": password, "csrf_token": token},
-            allow_redirects=False,
-        )
-
-    async def logged_in(self, username: str) -> None:
-        response = await self.login(username)
-        assert response.status == 303, await response.text()
-
-    async def audit(self) -> list[StaffAction]:
-        """The staff audit log's entries written by this test, oldest first."""
-        actions, _ = await list_actions(self.db.reader, limit=500, after=None)
-        return sorted((a for a in actions if a.id > self.audit_before), key=lambda a: a.id)
-
-
-@pytest.fixture
-async def console(settings: Settings, aiohttp_client: Any) -> Console:
-    await empty_staff_tables(settings.database_url)
-    clock = Clock(FRIDAY)
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(
-        create_app(settings, clock=clock)
-    )
-    db = client.app[DATABASE]
-    # The PostgreSQL schema is shared by the session's tests: only later entries are ours.
-    earlier, _ = await list_actions(db.reader, limit=1, after=None)
-    for username, role in USERS.items():
-        await add_user(db.writer, username, f"Cán bộ {username}", role, FRIDAY, password=PASSWORD)
-    await disable_user(db.writer, "cu", FRIDAY)
-    await seed_dossier(db.writer, CODE)
-    return Console(client, settings, clock, earlier[0].id if earlier else 0)
-
-
-async def citizen_report(console: Console) -> report_store.ReportRow:
-    report, _ = await report_store.create_report(
-        console.db.writer,
-        kind="false_closure",
-        source="zalo",
-        dossier_code=CODE,
-        description="Tôi chưa nhận được giấy phép",
-        zalo_user_id="u-1",
-        phone_e164=PHONE,
-        calendar=WorkingCalendar(load_overrides(DEFAULT_OVERRIDES_FILE)),
-        answer_working_days=5,
-        now=FRIDAY,
-    )
-    return report
+from gateway.storage.staff import disable_user, list_users
+from tests.console_helpers import (
+    CODE,
+    CSRF_RE,
+    FRIDAY,
+    MASKED,
+    PASSWORD,
+    PHONE,
+    USERS,
+    Console,
+    citizen_report,
+)
 
 
 def assert_login_page(response: ClientResponse) -> None:

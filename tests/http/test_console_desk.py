@@ -21,8 +21,8 @@ from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.storage.staff import add_user, list_actions
 from gateway.storage.tables import dossier_audit, violation_decisions
+from tests.console_helpers import CSRF_RE, FRIDAY, PASSWORD, USERS, Clock, Console
 from tests.http.test_audit_api import BINH, BUILDING, CODES, LAND, seed_violation
-from tests.http.test_console import CSRF_RE, FRIDAY, PASSWORD, USERS, Clock, Console
 from tests.staff_helpers import empty_staff_tables, rows
 
 CUONG = ("cc-0456", "Lê Văn Cường")

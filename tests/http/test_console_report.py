@@ -6,7 +6,6 @@ arrives through signed events, as in production.
 
 # The console fixture is imported from the console's tests, so test arguments named after it
 # shadow the import by design.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -20,16 +19,15 @@ from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, loa
 from gateway.http.signing import signed_headers
 from gateway.storage import reports as report_store
 from gateway.storage.tables import chat_messages, violations
-from tests.helpers import SOURCES, event
-from tests.http.test_console import (  # noqa: F401 - the fixture is used by its name
+from tests.console_helpers import (
     CSRF_RE,
     FRIDAY,
     MASKED,
     PHONE,
     Console,
     citizen_report,
-    console,
 )
+from tests.helpers import SOURCES, event
 
 FINISHED = "000.00.12.H19-260401-0042"
 

@@ -20,7 +20,7 @@ from gateway.http.app import create_app
 from gateway.http.console import auth
 from gateway.settings import Settings
 from gateway.storage.staff import add_user
-from tests.http.test_console import CSRF_RE, FRIDAY, PASSWORD, Clock, Console
+from tests.console_helpers import CSRF_RE, FRIDAY, PASSWORD, Clock, Console
 from tests.staff_helpers import empty_staff_tables
 
 # One user per role, and None: no session at all.

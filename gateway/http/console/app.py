@@ -18,12 +18,37 @@ from aiohttp_session import session_middleware
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.errors import GatewayError
-from gateway.http.console import auth, desk, report_page, views
+from gateway.errors import (
+    Conflict,
+    GatewayError,
+    InputError,
+    NotFound,
+    PermissionDenied,
+)
+from gateway.http.console import (
+    admin,
+    auth,
+    conversations,
+    desk,
+    notices,
+    report_page,
+    search,
+    views,
+)
 from gateway.http.console.sessions import RedisSessions
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The console's pages, each module with its ``routes`` and the ``ROLES`` allowed on them.
+_PAGES: Final = (views, report_page, desk, conversations, notices, search, admin)
+# A gateway error a page let through, as the page a person should see (else 503).
+_ERROR_PAGES: Final[tuple[tuple[type[GatewayError], str, int], ...]] = (
+    (NotFound, "not_found", 404),
+    (PermissionDenied, "forbidden", 403),
+    (InputError, "http", 400),
+    (Conflict, "conflict", 409),
+)
 
 # Styles come from our own stylesheet only; no script runs on these pages yet.
 _HEADERS: Final = {
@@ -55,11 +80,21 @@ async def page_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         response = auth.problem_page(
             request, "not_found" if exc.status == 404 else "http", exc.status
         )
-    except (GatewayError, SQLAlchemyError, RedisError, OSError):
+    except GatewayError as exc:
+        response = _error_page(request, exc)
+    except (SQLAlchemyError, RedisError, OSError):
         log.exception("console page failed", extra={"path": request.path})
         response = auth.problem_page(request, "unavailable", 503)
     response.headers.update(_HEADERS)
     return response
+
+
+def _error_page(request: web.Request, exc: GatewayError) -> web.Response:
+    for kind, reason, status in _ERROR_PAGES:
+        if isinstance(exc, kind):
+            return auth.problem_page(request, reason, status)
+    log.exception("console page failed", extra={"path": request.path})
+    return auth.problem_page(request, "unavailable", 503)
 
 
 def create_console(settings: Settings) -> web.Application:
@@ -78,7 +113,10 @@ def create_console(settings: Settings) -> web.Application:
         ]
     )
     app[auth.STORAGE] = storage
-    app[auth.ROLES] = views.ROLES | report_page.ROLES | desk.ROLES
+    roles: dict[str, tuple[str, ...]] = {}
+    for module in _PAGES:
+        roles |= module.ROLES
+    app[auth.ROLES] = roles
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(settings.templates_dir),
@@ -86,8 +124,7 @@ def create_console(settings: Settings) -> web.Application:
         undefined=jinja2.StrictUndefined,
     )
     app.add_routes(auth.routes)
-    app.add_routes(views.routes)
-    app.add_routes(report_page.routes)
-    app.add_routes(desk.routes)
+    for module in _PAGES:
+        app.add_routes(module.routes)
     app.router.add_static("/static/", settings.templates_dir / "console" / "static", name="static")
     return app
