@@ -29,6 +29,10 @@ ZALO_ZNS_DEFAULT_BASE = "https://business.openapi.zalo.me"
 _ZNS_TEMPLATE_PREFIX = "ZNS_TEMPLATE_"
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_LADDER_FILE = Path(__file__).resolve().parent / "data" / "sanction_ladder.toml"
+# The hotline's internal target per report kind, in working days (REPORT_SLA_WORKING_DAYS);
+# the kinds are those of gateway.domain.reports.KINDS (a test keeps the two equal).
+REPORT_SLA_DEFAULTS: Mapping[str, int] = {"false_closure": 3, "problem": 5}
+_SLA_DAYS_MAX = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +116,14 @@ class ChatSettings:
     lookup_max_codes: int = 10
     # Ask whether the result was received this many working days after the invitation.
     result_check_working_days: int = 3
-    # A report is answered within this many working days (its expected date).
+    # A report is answered within this many working days (its expected date): what the
+    # citizen is promised.
     report_answer_working_days: int = 5
+    # The hotline's internal target per kind (the queue's SLA clock), in working days from
+    # the report's creation; the queue never counts it later than the promised date.
+    report_sla_working_days: Mapping[str, int] = field(
+        default_factory=lambda: dict(REPORT_SLA_DEFAULTS)
+    )
     # Shown to citizens as the number to call (the provincial hotline).
     hotline: str = "1022"
 
@@ -281,6 +291,7 @@ class Settings:
                 report_answer_working_days=_int(
                     env, "REPORT_ANSWER_WORKING_DAYS", 5, low=1, high=60
                 ),
+                report_sla_working_days=_sla_days(get("REPORT_SLA_WORKING_DAYS")),
                 hotline=get("CHAT_HOTLINE", "1022"),
             ),
             public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/")
@@ -410,6 +421,32 @@ def _event_sources(raw: str) -> dict[str, str]:
             raise ConfigError("EVENT_SOURCES", f"entry {index}: source id {source_id!r} repeated")
         sources[source_id] = secret
     return sources
+
+
+def _sla_days(raw: str) -> dict[str, int]:
+    """``false_closure=3,problem=5``: working days per report kind; unlisted kinds keep
+    their default, so ``problem=2`` alone is valid."""
+    name = "REPORT_SLA_WORKING_DAYS"
+    days = dict(REPORT_SLA_DEFAULTS)
+    seen: set[str] = set()
+    for index, pair in enumerate((p for p in raw.split(",") if p.strip()), start=1):
+        kind, sep, value = (part.strip() for part in pair.partition("="))
+        if not sep or not kind or not value:
+            raise ConfigError(name, f"entry {index} must be 'kind=days', got {pair.strip()!r}")
+        if kind not in REPORT_SLA_DEFAULTS:
+            known = ", ".join(REPORT_SLA_DEFAULTS)
+            raise ConfigError(name, f"entry {index}: unknown report kind {kind!r} (known: {known})")
+        if kind in seen:
+            raise ConfigError(name, f"entry {index}: kind {kind!r} is listed twice")
+        if not value.isdigit():
+            raise ConfigError(name, f"entry {index}: days of {kind!r} must be a whole number")
+        if not 0 <= int(value) <= _SLA_DAYS_MAX:
+            raise ConfigError(
+                name, f"entry {index}: days of {kind!r} must be between 0 and {_SLA_DAYS_MAX}"
+            )
+        seen.add(kind)
+        days[kind] = int(value)
+    return days
 
 
 def _sms_providers(raw: str) -> tuple[str, ...]:

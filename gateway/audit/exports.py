@@ -27,7 +27,7 @@ from gateway.settings import DEFAULT_TEMPLATES_DIR
 __all__ = ["COLUMNS_FILE", "KINDS", "table", "to_csv", "to_xlsx"]
 
 COLUMNS_FILE = DEFAULT_TEMPLATES_DIR / "audit" / "columns.toml"
-KINDS = ("violations", "agencies", "officers", "consultations", "warnings")
+KINDS = ("violations", "agencies", "officers", "consultations", "warnings", "months")
 _DATETIME = "%d/%m/%Y %H:%M"
 _DATE = "%d/%m/%Y"
 # A spreadsheet would run a cell starting with one of these as a formula.
@@ -42,7 +42,8 @@ def table(
     kind: str, items: Sequence[Mapping[str, Any]], *, columns_file: Path = COLUMNS_FILE
 ) -> tuple[list[str], list[list[Any]]]:
     """``items`` of one kind (``violations``, ``agencies``, ``officers``,
-    ``consultations``, ``warnings``) as a header row and one row per item.
+    ``consultations``, ``warnings``, ``months``: a monthly series) as a header row and
+    one row per item.
 
     Nested fields are flattened (``agency.name``); ``*_at`` fields become datetimes and
     ``*_date`` fields dates; booleans, statuses and sanctions become Vietnamese words; a

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     phones.add_argument("args", nargs=argparse.REMAINDER)
 
     user = sub.add_parser(
-        "user", help="add, list and disable staff users; set passwords", add_help=False
+        "user", help="add, list and disable staff users; set passwords; reset TOTP", add_help=False
     )
     user.add_argument("args", nargs=argparse.REMAINDER)
 

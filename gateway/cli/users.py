@@ -7,6 +7,7 @@ Usage::
     tthc user passwd USERNAME --password-stdin
     tthc user list
     tthc user disable USERNAME
+    tthc user totp USERNAME --disable
 
 ``add`` prints the new user's API token on stdout, alone on its line, so a script can
 capture it; the token is not stored and cannot be shown again (a note on stderr says
@@ -16,8 +17,10 @@ and records ``password_changed`` in the staff audit log. A password is never tak
 the command line (other users of the machine could read it) and never echoed; one
 shorter than 10 characters is refused with the reason, and nothing is written.
 ``list`` prints a header row, then one tab-separated row per user, with times in
-``TIME_ZONE`` as ``dd/mm/yyyy HH:MM`` (``-`` for a user never disabled). Errors go to
-stderr with exit status 1; a database that is not migrated gives 2.
+``TIME_ZONE`` as ``dd/mm/yyyy HH:MM`` (``-`` for a user never disabled). ``totp
+--disable`` removes a user's second factor (an admin who lost the phone logs in with the
+password alone again, and may enrol anew) and records ``totp_reset`` in the staff audit
+log. Errors go to stderr with exit status 1; a database that is not migrated gives 2.
 """
 
 from __future__ import annotations
@@ -68,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list users (disabled ones too)")
     disable = sub.add_parser("disable", help="disable a user; their token stops working")
     disable.add_argument("username")
+    totp = sub.add_parser("totp", help="remove a user's second factor (a lost phone)")
+    totp.add_argument("username")
+    totp.add_argument(
+        "--disable",
+        action="store_true",
+        required=True,
+        help="remove the second factor; the user logs in with the password alone",
+    )
     return parser
 
 
@@ -124,6 +135,10 @@ async def _run(
             print(f"{_PROG}: the password of {args.username} is changed", file=err)
         elif args.action == "list":
             _print_users(await staff_store.list_users(db.reader), settings.tz, out)
+        elif args.action == "totp":
+            removed = await staff_store.reset_totp(db.writer, args.username, now, via="cli")
+            state = "is removed" if removed else "was not set; nothing changed"
+            print(f"{_PROG}: the second factor of {args.username} {state}", file=err)
         else:
             user = await staff_store.disable_user(db.writer, args.username, now)
             print(f"{_PROG}: {user.username} is disabled", file=err)

@@ -29,6 +29,7 @@ from gateway.domain.routing import Plan, ZaloContact, plan_channels
 from gateway.errors import GatewayError, MaybeSent, TemporaryProviderError
 from gateway.settings import Settings
 from gateway.storage.tables import chat_messages, deliveries, notices, zalo_users
+from gateway.texts.sms import REPLY_PARAM
 from gateway.texts.templates import Texts
 from gateway.texts.zalo import render_oa, zns_data
 from providers.zalo.client import ZaloClient
@@ -162,7 +163,12 @@ class ZaloChannels:
             notice.kind,
             phone_e164=notice.phone_e164,
             contact=contact,
-            zns_template=zalo.zns_templates.get(notice.kind) if self.client else None,
+            # A ZNS template is fixed on Zalo's side: a staff member's own reply cannot go in it.
+            zns_template=(
+                zalo.zns_templates.get(notice.kind)
+                if self.client and not notice.params.get(REPLY_PARAM)
+                else None
+            ),
             failed=failed,
             now=self.clock(),
             window_days=zalo.window_days,

@@ -23,11 +23,12 @@ collecting every faulty field into one :class:`~gateway.errors.ValidationFailed`
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any, Final, Literal, cast
 
+from gateway.domain.calendar import WorkingCalendar
 from gateway.domain.codes import parse_dossier_code
 from gateway.domain.phones import normalize_phone
 from gateway.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
@@ -40,24 +41,35 @@ __all__ = [
     "LIST_LIMIT_DEFAULT",
     "LIST_LIMIT_MAX",
     "NOTE_MAX",
+    "OPEN_STATUSES",
+    "REPLY_MAX",
+    "SLA_STATES",
     "SOURCES",
     "STATUSES",
     "Finding",
+    "PhoneForm",
     "PhoneReport",
+    "QueueFilter",
     "ReportKind",
     "ReportQuery",
     "ReportSource",
     "ReportStatus",
+    "Sla",
+    "SlaState",
     "TransitionRequest",
     "check_finding",
     "check_transition",
     "notice_kind_for",
     "parse_handoff_query",
+    "parse_phone_form",
     "parse_phone_report",
+    "parse_queue_query",
     "parse_reply_text",
     "parse_report_query",
     "parse_transition",
     "report_number",
+    "sla_due",
+    "sla_of",
 ]
 
 ReportStatus = Literal["open", "in_progress", "resolved", "rejected"]
@@ -71,6 +83,8 @@ KINDS: Final[tuple[ReportKind, ...]] = ("false_closure", "problem")
 SOURCES: Final[tuple[ReportSource, ...]] = ("zalo", "result_check", "phone")
 FINDINGS: Final[tuple[Finding, ...]] = ("confirmed", "not_confirmed")
 FINAL_STATUSES: Final = frozenset({"resolved", "rejected"})
+# The states the hotline still has to act on: the queue's default.
+OPEN_STATUSES: Final[tuple[ReportStatus, ...]] = ("open", "in_progress")
 # Staff must say why when they close a report: the citizen reads it.
 NOTE_REQUIRED: Final = frozenset({"resolved", "rejected"})
 
@@ -78,7 +92,11 @@ HANDOFF_STATUSES: Final = ("open", "closed")
 
 DESCRIPTION_MAX: Final = 4000
 NOTE_MAX: Final = 2000
+# A staff member's own text for the citizen's notice: at most one OA message (2,000
+# characters); the SMS segment budgets usually allow far less (checked when moving).
+REPLY_MAX: Final = 2000
 AGENCY_MAX: Final = 32
+AGENCY_NAME_MAX: Final = 300
 LIST_LIMIT_DEFAULT: Final = 50
 LIST_LIMIT_MAX: Final = 200
 # Ids are 64-bit in the database: a larger cursor is a client error, not a database one.
@@ -176,6 +194,9 @@ class PhoneReport:
     kind: ReportKind
     description: str
     phone_e164: str
+    # The agency of a dossier the gateway has never seen (ignored for a known one).
+    agency_code: str | None = None
+    agency_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,12 +204,14 @@ class TransitionRequest:
     """A staff member moves a report to ``to``; ``note`` is shown to the citizen.
 
     ``finding`` concludes a false-closure report (``confirmed`` puts the closing officer
-    in the violations ledger).
+    in the violations ledger). ``reply``, if given, is the text the citizen receives
+    instead of the state's template (sent as written on Zalo, unaccented as needed by SMS).
     """
 
     to: ReportStatus
     note: str | None
     finding: Finding | None = None
+    reply: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +273,8 @@ def _choice(
 
 
 def parse_phone_report(body: Any) -> PhoneReport:
-    """``POST /v1/reports``: ``{"dossier", "kind", "description", "phone"}``."""
+    """``POST /v1/reports``: ``{"dossier", "kind", "description", "phone"}``, and for a
+    dossier the gateway has never seen ``"agency_code"`` and/or ``"agency_name"``."""
     body = _object(body)
     errors: list[FieldError] = []
     code: str | None = None
@@ -272,17 +296,20 @@ def parse_phone_report(body: Any) -> PhoneReport:
             errors.append(
                 FieldError("phone", f"is not a usable Vietnamese mobile number ({result.reason})")
             )
+    agency_code = _text(body, "agency_code", errors, required=False, max_length=AGENCY_MAX)
+    agency_name = _text(body, "agency_name", errors, required=False, max_length=AGENCY_NAME_MAX)
     if errors:
         raise ValidationFailed(errors)
     assert code is not None and kind is not None and description is not None
     assert phone is not None
-    return PhoneReport(code, cast(ReportKind, kind), description, phone)
+    return PhoneReport(code, cast(ReportKind, kind), description, phone, agency_code, agency_name)
 
 
 def parse_transition(body: Any) -> TransitionRequest:
-    """``POST /v1/reports/{id}/transitions``: ``{"to", "note", "finding"}``.
+    """``POST /v1/reports/{id}/transitions``: ``{"to", "note", "finding", "reply"}``.
 
-    Closing needs a note; ``finding``, if given, is ``confirmed`` or ``not_confirmed``.
+    Closing needs a note; ``finding``, if given, is ``confirmed`` or ``not_confirmed``;
+    ``reply``, if given and not blank, replaces the template's text for the citizen.
     """
     body = _object(body)
     errors: list[FieldError] = []
@@ -298,10 +325,11 @@ def parse_transition(body: Any) -> TransitionRequest:
         max_length=NOTE_MAX,
         required_message=f"is required when the report is {to}: the citizen reads it",
     )
+    reply = _text(body, "reply", errors, required=False, max_length=REPLY_MAX)
     if errors:
         raise ValidationFailed(errors)
     assert to is not None
-    return TransitionRequest(cast(ReportStatus, to), note, cast(Finding | None, finding))
+    return TransitionRequest(cast(ReportStatus, to), note, cast(Finding | None, finding), reply)
 
 
 def parse_reply_text(body: Any, *, max_length: int = NOTE_MAX) -> str:
@@ -398,3 +426,204 @@ def _positive(
         errors.append(FieldError(field, f"must be {bounds}"))
         return default
     return value
+
+
+# --- the hotline's queue: SLA clock and filters -----------------------------------------
+
+# Where an open report stands against its SLA: past its due day, due today, due on the
+# next working day, or later than that.
+SlaState = Literal["overdue", "due_today", "due_soon", "on_time"]
+SLA_STATES: Final[tuple[SlaState, ...]] = ("overdue", "due_today", "due_soon", "on_time")
+ASSIGNEE_ID_MAX: Final = 18  # digits of a 64-bit id
+
+
+@dataclass(frozen=True, slots=True)
+class Sla:
+    """An open report's SLA: when it is due and where it stands ``now``.
+
+    ``days`` counts working days: overdue by (at least 1) for ``overdue``, left for
+    ``due_soon`` (1) and ``on_time`` (2 or more), 0 for ``due_today``.
+    """
+
+    due_at: datetime
+    state: SlaState
+    days: int
+
+
+def sla_due(
+    kind: str,
+    created_at: datetime,
+    expected_at: datetime | None,
+    sla_days: Mapping[str, int],
+    calendar: WorkingCalendar,
+) -> datetime:
+    """When the hotline should have answered a report: ``sla_days[kind]`` working days
+    after it was made (closing time of that day), but never later than the answer date
+    promised to the citizen (``expected_at``). A kind missing from ``sla_days`` is held to
+    the promised date alone (or the day it was made, if there is none)."""
+    days = sla_days.get(kind)
+    if days is None:
+        return expected_at or calendar.add_working_days(created_at, 0)
+    due = calendar.add_working_days(created_at, days)
+    return min(due, expected_at) if expected_at is not None else due
+
+
+def sla_of(due_at: datetime, now: datetime, calendar: WorkingCalendar) -> Sla:
+    """Where a report due at ``due_at`` stands at ``now``, by local days as the national
+    rating counts lateness: overdue from the day after its due day."""
+    due_day = due_at.astimezone(calendar.tz).date()
+    today = now.astimezone(calendar.tz).date()
+    if today > due_day:
+        return Sla(due_at, "overdue", max(1, calendar.working_days_between(due_day, today)))
+    if today == due_day:
+        return Sla(due_at, "due_today", 0)
+    left = calendar.working_days_between(today, due_day)
+    return Sla(due_at, "due_soon" if left <= 1 else "on_time", left)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """The console queue's filters (``GET /console/reports``).
+
+    ``assignee`` is ``"me"``, ``"none"`` (nobody), a staff id, or None (anyone).
+    """
+
+    statuses: tuple[ReportStatus, ...] = OPEN_STATUSES
+    kind: ReportKind | None = None
+    agency: str | None = None
+    sla: SlaState | None = None
+    assignee: Literal["me", "none"] | int | None = None
+
+    def is_default(self) -> bool:
+        """Whether this is the plain queue (no filter chosen)."""
+        return self == QueueFilter()
+
+
+def parse_queue_query(params: Sequence[tuple[str, str]]) -> QueueFilter:
+    """The queue's filters from its query string's (name, value) pairs, in order.
+
+    ``status`` may repeat (default: the open states); ``kind``, ``agency`` (an agency
+    code), ``sla`` and ``assignee`` (``me``, ``none`` or a staff id) are single. Blank
+    values are no filter; unknown names are ignored. Raises :class:`ValidationFailed`
+    naming every faulty field.
+    """
+    errors: list[FieldError] = []
+    single: dict[str, str] = {}
+    statuses: list[ReportStatus] = []
+    for name, raw in params:
+        value = raw.strip()
+        if not value:
+            continue
+        if name == "status":
+            if value in STATUSES:
+                statuses.append(value)
+            else:
+                errors.append(_not_one_of("status", STATUSES, value))
+        elif name in ("kind", "agency", "sla", "assignee"):
+            single[name] = value
+    kind = single.get("kind")
+    if kind is not None and kind not in KINDS:
+        errors.append(_not_one_of("kind", KINDS, kind))
+    agency = single.get("agency")
+    if agency is not None and len(agency) > AGENCY_MAX:
+        errors.append(FieldError("agency", f"must be at most {AGENCY_MAX} characters"))
+    sla = single.get("sla")
+    if sla is not None and sla not in SLA_STATES:
+        errors.append(_not_one_of("sla", SLA_STATES, sla))
+    assignee = _assignee(single.get("assignee"), errors)
+    if errors:
+        raise ValidationFailed(errors)
+    return QueueFilter(
+        tuple(dict.fromkeys(statuses)) or OPEN_STATUSES,
+        cast(ReportKind | None, kind),
+        agency,
+        cast(SlaState | None, sla),
+        assignee,
+    )
+
+
+def _not_one_of(field: str, choices: Sequence[str], value: str) -> FieldError:
+    return FieldError(field, f"must be one of {', '.join(choices)}, not {value[:40]!r}")
+
+
+def _assignee(raw: str | None, errors: list[FieldError]) -> Literal["me", "none"] | int | None:
+    if raw is None:
+        return None
+    if raw in ("me", "none"):
+        return cast(Literal["me", "none"], raw)
+    if raw.isascii() and raw.isdigit() and len(raw) <= ASSIGNEE_ID_MAX and int(raw) > 0:
+        return int(raw)
+    errors.append(FieldError("assignee", "must be me, none or a staff id"))
+    return None
+
+
+# --- the console's phone-report form ------------------------------------------------------
+
+_FORM_FIELDS: Final = (
+    "kind",
+    "dossier_code",
+    "phone",
+    "description",
+    "agency_code",
+    "agency_name",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneForm:
+    """A report the hotline typed in during a call (console form).
+
+    ``phone_e164`` is optional (the caller may not want to be called back);
+    ``agency_code``/``agency_name`` are used only for a dossier the gateway has never
+    seen, whose agency the caller names.
+    """
+
+    kind: ReportKind
+    dossier_code: str
+    description: str
+    phone_e164: str | None
+    agency_code: str | None
+    agency_name: str | None
+
+
+def parse_phone_form(form: Mapping[str, str]) -> PhoneForm:
+    """The console's phone-report form; :class:`ValidationFailed` names every faulty field
+    (``kind``, ``dossier_code``, ``phone``, ``description``, ``agency_code``,
+    ``agency_name``). The code is read in its canonical form (upper case allowed to be
+    typed in lower case); the phone is normalised to E.164."""
+    values = {name: str(form.get(name, "")).strip() for name in _FORM_FIELDS}
+    errors: list[FieldError] = []
+    kind = values["kind"]
+    if kind not in KINDS:
+        errors.append(_not_one_of("kind", KINDS, kind))
+    code = values["dossier_code"].upper()
+    try:
+        code = str(parse_dossier_code(code))
+    except ValueError as exc:
+        errors.append(FieldError("dossier_code", f"is not a dossier code: {exc}"))
+    description = values["description"]
+    if not description or len(description) > DESCRIPTION_MAX:
+        errors.append(
+            FieldError("description", f"is required, at most {DESCRIPTION_MAX} characters")
+        )
+    phone = None
+    if values["phone"]:
+        result = normalize_phone(values["phone"])
+        if result.ok and result.e164 is not None:
+            phone = result.e164
+        else:
+            errors.append(FieldError("phone", f"is not a usable mobile number ({result.reason})"))
+    if len(values["agency_code"]) > AGENCY_MAX:
+        errors.append(FieldError("agency_code", f"must be at most {AGENCY_MAX} characters"))
+    if len(values["agency_name"]) > AGENCY_NAME_MAX:
+        errors.append(FieldError("agency_name", f"must be at most {AGENCY_NAME_MAX} characters"))
+    if errors:
+        raise ValidationFailed(errors)
+    return PhoneForm(
+        cast(ReportKind, kind),
+        code,
+        description,
+        phone,
+        values["agency_code"] or None,
+        values["agency_name"] or None,
+    )

@@ -38,7 +38,8 @@ from gateway.errors import (
 from gateway.http.keys import CALENDAR, CLOCK, DATABASE, QUEUE, SETTINGS, TEXTS
 from gateway.storage import handoffs as handoff_store
 from gateway.storage import reports as report_store
-from gateway.storage.staff import StaffUser, authenticate
+from gateway.storage.staff import StaffUser, authenticate, record_action
+from gateway.texts.sms import reply_fits
 
 log = logging.getLogger(__name__)
 
@@ -274,10 +275,18 @@ async def create_report(request: web.Request) -> web.Response:
                 answer_working_days=settings.chat.report_answer_working_days,
                 now=_now(request),
                 actor=user.actor,
+                agency_code=taken.agency_code,
+                agency_name=taken.agency_name,
             )
     except NotFound as exc:
         raise ValidationFailed(
-            [FieldError("dossier", "no dossier with this code is known to the gateway")]
+            [
+                FieldError(
+                    "dossier",
+                    "no dossier with this code is known to the gateway; for a dossier "
+                    "never entered, give agency_code or agency_name",
+                )
+            ]
         ) from exc
     log.info("report taken by phone", extra={"report": report.id, "staff": user.id})
     await _dispatch(request, notice_ids)
@@ -310,10 +319,27 @@ async def move_report(
     request: web.Request, user: StaffUser, report_id: int, change: workflow.TransitionRequest
 ) -> report_store.ReportRow:
     """Apply ``change`` to a report for ``user`` and queue the citizen's notice: the one
-    transition both the API and the console make. Raises what
+    transition both the API and the console make. ``change.reply``, if given, is sent
+    instead of the template; it must fit the SMS segment budgets with and without accents
+    (:class:`ValidationFailed` on ``reply`` otherwise, nothing written). Raises what
     :func:`gateway.storage.reports.transition` raises."""
     settings = request.config_dict[SETTINGS]
     now = datetime.fromtimestamp(request.config_dict[CLOCK](), UTC)
+    if change.reply is not None:
+        costs = reply_fits(
+            change.reply,
+            budget=settings.sms_segment_budget,
+            unicode_budget=settings.sms_unicode_segment_budget,
+        )
+        over = [
+            f"{c.segments} > {c.budget} {'with' if c.accents else 'without'} accents"
+            for c in costs
+            if not c.fits
+        ]
+        if over:
+            raise ValidationFailed(
+                [FieldError("reply", f"is too long for an SMS (segments: {', '.join(over)})")]
+            )
     expected_at = None
     if change.to == "open":  # reopened: the citizen is promised a new answer date
         expected_at = request.config_dict[CALENDAR].add_working_days(
@@ -332,6 +358,7 @@ async def move_report(
         # Read per finding, so a ladder edited on disk applies without a restart.
         ladder=load_ladder(settings.audit.ladder_file) if change.finding else None,
         staff_id=user.id,
+        reply_text=change.reply,
     )
     log.info("report moved", extra={"report": report.id, "status": report.status, "staff": user.id})
     if change.finding is not None:
@@ -365,8 +392,20 @@ async def get_handoff(request: web.Request) -> web.Response:
     handoff_id = int(request.match_info["id"])
     async with storage_errors():
         found = await handoff_store.get_handoff(request.app[DATABASE].reader, handoff_id)
-    if found is None:
-        raise NotFound(f"no handoff {handoff_id}")
+        if found is None:
+            raise NotFound(f"no handoff {handoff_id}")
+        # docs/privacy.md: every reading of a citizen's conversation is in the staff audit
+        # log, through the console or here.
+        await record_action(
+            request.app[DATABASE].writer,
+            at=_now(request),
+            action="conversation_read",
+            username=user.username,
+            staff_id=user.id,
+            target=f"handoff:{handoff_id}",
+            detail={"via": "api"},
+            remote_addr=(request.remote or "unknown")[:64],
+        )
     handoff, messages = found
     view = _view(request, user)
     return json_answer(view.handoff(handoff) | {"messages": [view.message(m) for m in messages]})
@@ -376,41 +415,67 @@ async def get_handoff(request: web.Request) -> web.Response:
 async def reply_to_handoff(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
     text = workflow.parse_reply_text(await json_body(request))
-    handoff_id = int(request.match_info["id"])
-    engine = request.app[DATABASE].writer
+    message_id = await reply_to_citizen(request, user, int(request.match_info["id"]), text)
+    return json_answer({"id": message_id, "state": "queued"}, status=202)
+
+
+async def reply_to_citizen(
+    request: web.Request, user: StaffUser, handoff_id: int, text: str
+) -> int:
+    """Store ``user``'s reply in a handoff and queue it for the OA: the one reply both the
+    API and the console send. Returns the message id.
+
+    Raises :class:`NotFound`, :class:`Conflict` (the handoff is closed) and
+    :class:`StorageUnavailable` (database or chat queue down; a reply the queue did not
+    take is withdrawn, since nothing would ever send it).
+    """
+    engine = request.config_dict[DATABASE].writer
+    now = datetime.fromtimestamp(request.config_dict[CLOCK](), UTC)
     async with storage_errors():
-        message_id = await handoff_store.add_reply(engine, handoff_id, user.id, text, _now(request))
+        message_id = await handoff_store.add_reply(engine, handoff_id, user.id, text, now)
     try:
-        await request.app[QUEUE].call(enqueue_outbound, [message_id])
+        await request.config_dict[QUEUE].call(enqueue_outbound, [message_id])
     except QUEUE_ERRORS as exc:
         # Nothing would ever send it: take it back rather than leave it silently unsent.
         log.warning("staff reply not enqueued; withdrawn", extra={"error": str(exc)})
         async with storage_errors():
             await handoff_store.withdraw_reply(engine, message_id)
         raise StorageUnavailable("the chat queue is unavailable; send the reply again") from exc
-    return json_answer({"id": message_id, "state": "queued"}, status=202)
+    log.info("staff reply queued", extra={"handoff": handoff_id, "staff": user.id})
+    return message_id
 
 
 @routes.post(f"/v1/handoffs/{_ID}/close")
 async def close_handoff(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
-    engine = request.app[DATABASE].writer
-    handoff_id = int(request.match_info["id"])
-    farewell = request.app[TEXTS].render(
-        "bot/handoff_closed.txt.j2", hotline=request.app[SETTINGS].chat.hotline
+    handoff, _ = await close_conversation(request, user, int(request.match_info["id"]))
+    return json_answer(_view(request, user).handoff(handoff))
+
+
+async def close_conversation(
+    request: web.Request, user: StaffUser, handoff_id: int
+) -> tuple[handoff_store.HandoffRow, bool]:
+    """Close a handoff for ``user`` and queue the citizen's farewell: the one closing both
+    the API and the console make. Returns the handoff and whether a farewell was queued
+    (not when it was closed already). Raises :class:`NotFound` and
+    :class:`StorageUnavailable` (database down)."""
+    engine = request.config_dict[DATABASE].writer
+    now = datetime.fromtimestamp(request.config_dict[CLOCK](), UTC)
+    farewell = request.config_dict[TEXTS].render(
+        "bot/handoff_closed.txt.j2", hotline=request.config_dict[SETTINGS].chat.hotline
     )
     message_id: int | None = None
     async with storage_errors():
         # The citizen is told the officer left, so they know the bot answers again.
         with suppress(Conflict):
-            message_id = await handoff_store.add_reply(
-                engine, handoff_id, user.id, farewell, _now(request)
-            )
-        handoff = await handoff_store.close_handoff(engine, handoff_id, _now(request))
+            message_id = await handoff_store.add_reply(engine, handoff_id, user.id, farewell, now)
+        handoff = await handoff_store.close_handoff(engine, handoff_id, now)
+    queued = False
     if message_id is not None:
         try:
-            await request.app[QUEUE].call(enqueue_outbound, [message_id])
+            await request.config_dict[QUEUE].call(enqueue_outbound, [message_id])
+            queued = True
         except QUEUE_ERRORS as exc:  # closed anyway; the farewell is only a courtesy
             log.warning("handoff farewell not enqueued", extra={"error": str(exc)})
     log.info("handoff closed", extra={"handoff": handoff.id, "staff": user.id})
-    return json_answer(_view(request, user).handoff(handoff))
+    return handoff, queued

@@ -16,14 +16,21 @@ from typing import Any
 import aiohttp
 
 from gateway.audit.ledger import audit_dossiers
+from gateway.errors import Conflict
 from gateway.local.simulator import HEAD, OFFICERS
 from gateway.settings import Settings
 from gateway.storage.audit import OfficerRecord, import_officers
 from gateway.storage.db import create_engine
-from gateway.storage.staff import add_user
+from gateway.storage.staff import add_user, set_password
 
 HOTLINE = ("Nguyễn Thị Hoa", "hotline")
 AUDITOR = ("Võ Minh Tâm", "auditor")
+# The staff console's demo accounts, one per role (the admin browses the staff audit log).
+CONSOLE_ACCOUNTS = (
+    ("demo-hotline", "Nguyễn Thị Hoa", "hotline"),
+    ("demo-auditor", "Võ Minh Tâm", "auditor"),
+    ("demo-admin", "Trần Quốc Bảo", "admin"),
+)
 SANCTIONS = {
     "nhac_nho": "nhắc nhở",
     "khien_trach": "khiển trách",
@@ -50,6 +57,26 @@ async def prepare_staff(settings: Settings, agency_code: str, now: datetime) -> 
     finally:
         await engine.dispose()
     return tokens
+
+
+async def console_accounts(settings: Settings, now: datetime) -> list[tuple[str, str, str]]:
+    """(username, password, role) of the console's demo accounts, with fresh passwords.
+
+    A later run on the same ``var/`` keeps the accounts and gives them new passwords, so
+    the passwords printed last are the ones that work."""
+    engine = create_engine(settings.database_url, writer=True)
+    accounts = []
+    try:
+        for username, name, role in CONSOLE_ACCOUNTS:
+            password = secrets.token_urlsafe(12)
+            try:
+                await add_user(engine, username, name, role, now, password=password)
+            except Conflict:
+                await set_password(engine, username, password, now, via="demo")
+            accounts.append((username, password, role))
+    finally:
+        await engine.dispose()
+    return accounts
 
 
 async def close_the_loop(

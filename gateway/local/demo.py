@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -45,7 +45,7 @@ from gateway.domain.phones import normalize_phone
 from gateway.http.app import create_app
 from gateway.http.ops import PAGE_LINKS
 from gateway.http.signing import signed_headers
-from gateway.local.accountability import close_the_loop
+from gateway.local.accountability import close_the_loop, console_accounts
 from gateway.local.redis_server import PrivateRedis, free_port, reachable
 from gateway.local.simulator import OneStopShop
 from gateway.logs import JsonFormatter
@@ -527,6 +527,9 @@ async def _show(
         if user is not None:
             demo.say(f"\nChat as {user.name} (or any demo citizen) on {demo.links['zalo']}")
         demo.say(f"What runs, with every link: {base}/")
+        demo.say(f"\nThe staff console (1022 desk, auditors, admin): {base}/console/")
+        for username, password, role in await console_accounts(settings, datetime.now(UTC)):
+            demo.say(f"  {role:<8} {username} / {password}")
         demo.say("\nEverything keeps running; Ctrl+C stops it.")
         await asyncio.Event().wait()
 

@@ -21,6 +21,8 @@ from gateway.storage.audit import latest_decision
 from gateway.storage.tables import (
     consultation_reminders,
     consultations,
+    events,
+    officers,
     violation_decisions,
     violations,
 )
@@ -29,13 +31,18 @@ __all__ = [
     "CONSULTATION_STATES",
     "ConsultationRow",
     "DecisionRow",
+    "EventRow",
+    "OfficerRow",
     "ReminderRow",
     "ViolationFilter",
     "ViolationPage",
     "ViolationRow",
+    "dossier_events",
+    "get_officer",
     "get_violation",
     "list_consultations",
     "list_violations",
+    "officers_of_agency",
     "violation_decisions_of",
 ]
 
@@ -273,3 +280,99 @@ async def _reminders(
             ReminderRow(int(row.number), row.created_at, row.copied_to)
         )
     return by_consultation
+
+
+# --- the console's desk: evidence, the officer directory ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One stored event of a dossier's timeline, as a violation's evidence names it."""
+
+    event_id: str
+    source_id: str
+    type: str
+    occurred_at: datetime
+    actor_id: str | None
+    actor_name: str | None
+    superseded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OfficerRow:
+    """An officer from the directory, with their supervisor's name when it is known."""
+
+    id: str
+    name: str | None
+    agency_code: str | None
+    unit: str | None
+    supervisor_id: str | None
+    supervisor_name: str | None
+    origin: str
+
+
+async def dossier_events(reader: AsyncEngine, code: str) -> list[EventRow]:
+    """The dossier's whole timeline (superseded events too), in time order, so that a
+    violation's evidence can be shown among the events around it."""
+    e = events.c
+    query = (
+        sa.select(
+            e.event_id, e.source_id, e.type, e.occurred_at, e.actor_id, e.actor_name, e.superseded
+        )
+        .where(e.dossier_code == code)
+        .order_by(e.occurred_at, e.seq)
+    )
+    async with reader.connect() as conn:
+        return [
+            EventRow(
+                event_id=r.event_id,
+                source_id=r.source_id,
+                type=r.type,
+                occurred_at=r.occurred_at,
+                actor_id=r.actor_id,
+                actor_name=r.actor_name,
+                superseded=bool(r.superseded),
+            )
+            for r in await conn.execute(query)
+        ]
+
+
+def _select_officers() -> sa.Select[Any]:
+    boss = officers.alias("supervisor")
+    return sa.select(officers, boss.c.name.label("supervisor_name")).select_from(
+        officers.outerjoin(boss, boss.c.id == officers.c.supervisor_id)
+    )
+
+
+def _officer(row: Any) -> OfficerRow:
+    m = row._mapping
+    return OfficerRow(
+        id=m["id"],
+        name=m["name"],
+        agency_code=m["agency_code"],
+        unit=m["unit"],
+        supervisor_id=m["supervisor_id"],
+        supervisor_name=m["supervisor_name"],
+        origin=m["origin"],
+    )
+
+
+async def get_officer(reader: AsyncEngine, officer_id: str) -> OfficerRow | None:
+    """The directory's entry for ``officer_id``, or None when it holds none."""
+    async with reader.connect() as conn:
+        row = (await conn.execute(_select_officers().where(officers.c.id == officer_id))).first()
+    return _officer(row) if row is not None else None
+
+
+async def officers_of_agency(
+    reader: AsyncEngine, agency_code: str, *, limit: int = 500
+) -> list[OfficerRow]:
+    """The directory's officers of one agency, by id (at most ``limit``)."""
+    query = (
+        _select_officers()
+        .where(officers.c.agency_code == agency_code)
+        .order_by(officers.c.id)
+        .limit(limit)
+    )
+    async with reader.connect() as conn:
+        return [_officer(r) for r in await conn.execute(query)]

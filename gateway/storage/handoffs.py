@@ -3,6 +3,9 @@
 The bot opens a handoff when a citizen asks for a person and links their messages to it.
 Staff replies are stored here as ``chat_messages`` rows (direction ``staff``, not yet
 handled); the chat job sends them and marks them handled, so a reply is sent once.
+
+A citizen's message (direction ``in``) is unread until staff open the conversation
+after it: ``handoffs.staff_read_at`` holds the last opening.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ __all__ = [
     "close_handoff",
     "get_handoff",
     "list_handoffs",
+    "mark_read",
+    "total_unread",
+    "unread_counts",
     "withdraw_reply",
 ]
 
@@ -40,6 +46,7 @@ class HandoffRow:
     last_message_at: datetime
     display_name: str | None
     phone_e164: str | None
+    staff_read_at: datetime | None = None
 
 
 def _select() -> sa.Select[Any]:
@@ -62,6 +69,7 @@ def _handoff(row: Any) -> HandoffRow:
         row.last_message_at,
         row.display_name,
         row.verified_phone,
+        row.staff_read_at,
     )
 
 
@@ -179,3 +187,59 @@ async def close_handoff(engine: AsyncEngine, handoff_id: int, now: datetime) -> 
             )
         row = (await conn.execute(_select().where(handoffs.c.id == handoff_id))).one()
     return _handoff(row)
+
+
+def _unread() -> sa.ColumnElement[bool]:
+    """A citizen's message in a handoff, sent after staff last opened it."""
+    return sa.and_(
+        chat_messages.c.handoff_id == handoffs.c.id,
+        chat_messages.c.direction == "in",
+        sa.or_(
+            handoffs.c.staff_read_at.is_(None),
+            chat_messages.c.created_at > handoffs.c.staff_read_at,
+        ),
+    )
+
+
+async def unread_counts(reader: AsyncEngine, handoff_ids: list[int]) -> dict[int, int]:
+    """The unread citizen messages of each handoff in ``handoff_ids`` (0s included)."""
+    counts = dict.fromkeys(handoff_ids, 0)
+    if not handoff_ids:
+        return counts
+    query = (
+        sa.select(handoffs.c.id, sa.func.count(chat_messages.c.id))
+        .select_from(handoffs.join(chat_messages, _unread()))
+        .where(handoffs.c.id.in_(handoff_ids))
+        .group_by(handoffs.c.id)
+    )
+    async with reader.connect() as conn:
+        for handoff_id, count in await conn.execute(query):
+            counts[int(handoff_id)] = int(count)
+    return counts
+
+
+async def total_unread(reader: AsyncEngine) -> int:
+    """The unread citizen messages of every open handoff: what is waiting for staff."""
+    query = (
+        sa.select(sa.func.count(chat_messages.c.id))
+        .select_from(handoffs.join(chat_messages, _unread()))
+        .where(handoffs.c.status == "open")
+    )
+    async with reader.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def mark_read(engine: AsyncEngine, handoff_id: int, now: datetime) -> None:
+    """Staff opened the handoff at ``now``: its citizen messages until then are read.
+
+    The time only moves forward, so a slow request cannot make read messages unread.
+    """
+    async with engine.begin() as conn:
+        await conn.execute(
+            handoffs.update()
+            .where(
+                handoffs.c.id == handoff_id,
+                sa.or_(handoffs.c.staff_read_at.is_(None), handoffs.c.staff_read_at < now),
+            )
+            .values(staff_read_at=now)
+        )

@@ -41,6 +41,7 @@ from gateway.storage.tables import (
     violations,
 )
 from gateway.storage.tables import reports as reports_table
+from gateway.texts.sms import REPLY_PARAM
 
 __all__ = [
     "ReportDetail",
@@ -51,6 +52,7 @@ __all__ = [
     "false_closure_consequence",
     "get_report",
     "list_reports",
+    "notice_params",
     "preview_false_closure",
     "reports_on_dossier",
     "transition",
@@ -80,6 +82,9 @@ class ReportRow:
     finding: str | None
     created_at: datetime
     updated_at: datetime
+    # The staff user the report is assigned to at the console, and since when.
+    assignee_id: int | None = None
+    assigned_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +145,18 @@ async def create_report(
     now: datetime,
     actor: str = "citizen",
     acknowledge: bool = True,
+    agency_code: str | None = None,
+    agency_name: str | None = None,
 ) -> tuple[ReportRow, list[str]]:
-    """Record a new ``open`` report about a known dossier and the notice acknowledging it.
+    """Record a new ``open`` report about a dossier and the notice acknowledging it.
 
     The report is attributed to the dossier's agency and to the officer who closed it; the
     citizen is promised an answer ``answer_working_days`` working days from ``now``.
-    Returns the report and the ids of notices to enqueue. Raises :class:`NotFound` if the
-    dossier is unknown (nothing is written then). Without ``acknowledge`` no notice is
+    Returns the report and the ids of notices to enqueue. A dossier the gateway has never
+    seen (one never entered into the software: what citizens call the hotline about) is
+    accepted when the caller names its agency (``agency_code`` and/or ``agency_name``;
+    ignored for a known dossier, whose own agency wins); without them it raises
+    :class:`NotFound` (nothing is written then). Without ``acknowledge`` no notice is
     made: the chatbot opened the report and already told the citizen its number.
     """
     expected_at = calendar.add_working_days(now, answer_working_days)
@@ -161,7 +171,7 @@ async def create_report(
                 ).where(dossiers.c.code == dossier_code)
             )
         ).first()
-        if dossier is None:
+        if dossier is None and not (agency_code or agency_name):
             raise NotFound(f"no dossier {dossier_code}")
         values: dict[str, Any] = {
             "kind": kind,
@@ -169,10 +179,10 @@ async def create_report(
             "status": "open",
             "status_notes": None,
             "dossier_code": dossier_code,
-            "agency_code": dossier.agency_code,
-            "agency_name": dossier.agency_name,
-            "officer_id": dossier.finished_by_id,
-            "officer_name": dossier.finished_by_name,
+            "agency_code": dossier.agency_code if dossier else agency_code,
+            "agency_name": dossier.agency_name if dossier else agency_name,
+            "officer_id": dossier.finished_by_id if dossier else None,
+            "officer_name": dossier.finished_by_name if dossier else None,
             "zalo_user_id": zalo_user_id,
             "phone_e164": phone_e164,
             "description": description,
@@ -213,10 +223,13 @@ async def transition(
     finding: str | None = None,
     ladder: Ladder | None = None,
     staff_id: int | None = None,
+    reply_text: str | None = None,
 ) -> tuple[ReportRow, list[str]]:
     """Move a report to ``to`` and record the notice telling the citizen.
 
     ``note`` becomes the report's ``status_notes`` and the notice's ``status_note``;
+    ``reply_text``, if given, is the staff member's own text for the citizen, sent instead
+    of the template (the notice's ``reply_text`` param, see ``gateway.texts.sms``);
     ``expected_at``, if given, is a new answer date (when a report is reopened).
     ``finding`` concludes a false-closure report; ``confirmed`` appends the
     ``false_closure`` violation of the officer who posted ``dossier.finished``, with the
@@ -254,7 +267,9 @@ async def transition(
         transition_id = await _insert_transition(
             conn, report_id, current.status, to, note, actor, now
         )
-        notice_id = await _insert_notice(conn, report, transition_id, note, now)
+        notice_id = await _insert_notice(
+            conn, report, transition_id, note, now, reply_text=reply_text
+        )
     return report, [notice_id] if notice_id else []
 
 
@@ -353,10 +368,11 @@ def notice_dedupe_key(report_id: int, transition_id: int) -> str:
     return f"report:{report_id}:{transition_id}"
 
 
-async def _insert_notice(
-    conn: AsyncConnection, report: ReportRow, transition_id: int, note: str | None, now: datetime
-) -> str | None:
-    """The notice for the report's new state; returns its id if it can be sent."""
+def notice_params(
+    report: ReportRow, note: str | None, reply_text: str | None = None
+) -> dict[str, Any]:
+    """The params of the notice telling the citizen about ``report`` (in its new state):
+    what the notice is rendered from, and what the console renders its preview from."""
     params: dict[str, Any] = {
         "report_number": report.number,
         "dossier_code": report.dossier_code,
@@ -364,6 +380,22 @@ async def _insert_notice(
     }
     if note is not None:
         params["status_note"] = note
+    if reply_text is not None:
+        params[REPLY_PARAM] = reply_text
+    return params
+
+
+async def _insert_notice(
+    conn: AsyncConnection,
+    report: ReportRow,
+    transition_id: int,
+    note: str | None,
+    now: datetime,
+    *,
+    reply_text: str | None = None,
+) -> str | None:
+    """The notice for the report's new state; returns its id if it can be sent."""
+    params = notice_params(report, note, reply_text)
     notice = NewNotice(
         kind=notice_kind_for(report.status),
         dossier_code=report.dossier_code or "",

@@ -11,20 +11,29 @@ never logged, never stored in clear and never put in an exception message.
 
 The staff audit log records what staff did (logins, reveals of a phone number, exports,
 decisions...). It is append-only: this module has no way to change or delete an entry.
+
+An admin may add a second factor: a TOTP secret (RFC 6238, 30-second steps, 6 digits)
+made at enrolment and enabled only once a first code from the authenticator app is
+confirmed. The last accepted time step is stored and only later steps are accepted
+afterwards, so an observed code can never be used again. The secret is never logged,
+never put in an exception message nor in the audit log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import re
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, Final
 
+import pyotp
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -40,17 +49,30 @@ __all__ = [
     "PASSWORD_MIN",
     "ROLES",
     "TOKEN_PREFIX",
+    "TOTP_ISSUER",
+    "ActionFilter",
     "StaffAction",
     "StaffUser",
+    "TotpState",
     "add_user",
     "authenticate",
+    "check_totp",
+    "confirm_totp",
+    "disable_totp",
     "disable_user",
     "get_user",
     "hash_token",
+    "known_actions",
     "list_actions",
     "list_users",
+    "normalize_totp_code",
+    "pending_totp_secret",
     "record_action",
+    "reset_totp",
     "set_password",
+    "start_totp",
+    "totp_state",
+    "totp_uri",
     "verify_password",
 ]
 
@@ -64,11 +86,18 @@ PASSWORD_MIN: Final = 10
 PASSWORD_MAX: Final = 200
 _HASHER: Final = PasswordHasher()
 _ACTION_RE: Final = re.compile(r"[a-z][a-z_]{0,31}")
+_NOTICE_ID_RE: Final = re.compile(r"(?:[a-z_]+:)?[0-9a-f]{32}")
 # Keys that must never reach the audit log's detail, whatever a caller passes.
 _SECRET_KEY_RE: Final = re.compile(r"password|passwd|secret|token", re.IGNORECASE)
 _USERNAME_LOG_MAX: Final = 64
 _TARGET_MAX: Final = 128
 _ADDRESS_MAX: Final = 64
+# TOTP: the authenticator apps' defaults (30 s, 6 digits, SHA-1); one step either side is
+# accepted for a phone whose clock is a little off.
+TOTP_ISSUER: Final = "TTHC 1022"
+TOTP_STEP_SECONDS: Final = 30
+TOTP_WINDOW: Final = 1
+_TOTP_CODE_RE: Final = re.compile(r"[0-9]{6}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +366,9 @@ class StaffAction:
 def _scrub(value: Any) -> Any:
     """``value`` with phone-looking digit runs masked, refusing keys that name a secret."""
     if isinstance(value, str):
-        return mask_phones_in_text(value)
+        # A notice id (32 hex digits, perhaps as "notice:<id>") may hold a run of nine
+        # digits, but is never a phone number: kept whole, so the entry names its notice.
+        return value if _NOTICE_ID_RE.fullmatch(value) else mask_phones_in_text(value)
     if isinstance(value, Mapping):
         for key in value:
             if _SECRET_KEY_RE.search(str(key)):
@@ -385,6 +416,41 @@ async def record_action(
     return int((await conn_or_engine.execute(insert)).scalar_one())
 
 
+@dataclass(frozen=True, slots=True)
+class ActionFilter:
+    """Filters of the staff audit log; ``until`` is exclusive.
+
+    ``target`` matches the whole target when ``target_exact``, else any part of it.
+    """
+
+    username: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    target: str | None = None
+    target_exact: bool = False
+
+
+def _conditions(where: ActionFilter) -> list[sa.ColumnElement[bool]]:
+    log = staff_audit_log.c
+    found: list[sa.ColumnElement[bool]] = []
+    if where.username is not None:
+        found.append(log.username == where.username)
+    if where.action is not None:
+        found.append(log.action == where.action)
+    if where.since is not None:
+        found.append(log.at >= where.since)
+    if where.until is not None:
+        found.append(log.at < where.until)
+    if where.target is not None:
+        found.append(
+            log.target == where.target
+            if where.target_exact
+            else log.target.contains(where.target, autoescape=True)
+        )
+    return found
+
+
 async def list_actions(
     engine: AsyncEngine,
     *,
@@ -392,11 +458,13 @@ async def list_actions(
     after: int | None,
     staff_id: int | None = None,
     action: str | None = None,
+    where: ActionFilter | None = None,
 ) -> tuple[list[StaffAction], int | None]:
     """A page of the staff audit log, newest first, and the cursor of the next page.
 
     ``after`` is the cursor returned with the previous page (entries older than it come
-    next); None starts from the newest. The cursor is None on the last page.
+    next); None starts from the newest. The cursor is None on the last page. ``where``
+    adds the filters of the admins' log browser to ``staff_id`` and ``action``.
     """
     log = staff_audit_log.c
     query = sa.select(staff_audit_log).order_by(log.id.desc()).limit(limit + 1)
@@ -406,6 +474,8 @@ async def list_actions(
         query = query.where(log.staff_id == staff_id)
     if action is not None:
         query = query.where(log.action == action)
+    if where is not None:
+        query = query.where(*_conditions(where))
     async with engine.connect() as conn:
         items = [
             StaffAction(
@@ -423,3 +493,222 @@ async def list_actions(
     more = len(items) > limit
     items = items[:limit]
     return items, items[-1].id if more else None
+
+
+async def known_actions(engine: AsyncEngine) -> list[str]:
+    """Every action the staff audit log holds at least once, sorted (for a filter)."""
+    query = sa.select(staff_audit_log.c.action).distinct().order_by(staff_audit_log.c.action)
+    async with engine.connect() as conn:
+        return [str(action) for action in (await conn.execute(query)).scalars()]
+
+
+# --- the second factor (TOTP) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TotpState:
+    """A user's second factor: enabled since ``enabled_at``, or an enrolment ``pending``
+    (a secret made, no code confirmed yet), or neither."""
+
+    enabled_at: datetime | None
+    pending: bool
+
+    @property
+    def enabled(self) -> bool:
+        """Whether logging in needs a code."""
+        return self.enabled_at is not None
+
+
+def normalize_totp_code(text: str) -> str | None:
+    """The 6 digits of a code as typed (full-width digits and spaces allowed), or None."""
+    compact = "".join(unicodedata.normalize("NFKC", text).split())
+    return compact if _TOTP_CODE_RE.fullmatch(compact) else None
+
+
+def totp_uri(secret: str, username: str) -> str:
+    """The ``otpauth://`` URI an authenticator app reads (typed or from a QR code)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+
+
+def _matching_step(secret: str, code: str, now: datetime) -> int | None:
+    """The time step near ``now`` whose code is ``code``, or None."""
+    digits = normalize_totp_code(code)
+    if digits is None:
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(now.timestamp()) // TOTP_STEP_SECONDS
+    for step in range(current + TOTP_WINDOW, current - TOTP_WINDOW - 1, -1):
+        if hmac.compare_digest(totp.generate_otp(step), digits):
+            return step
+    return None
+
+
+async def _totp_row(engine: AsyncEngine, user_id: int) -> Any:
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                sa.select(
+                    staff_users.c.totp_secret,
+                    staff_users.c.totp_enabled_at,
+                    staff_users.c.totp_last_step,
+                ).where(staff_users.c.id == user_id)
+            )
+        ).first()
+
+
+async def totp_state(engine: AsyncEngine, user_id: int) -> TotpState:
+    """The second factor of user ``user_id`` (never the secret itself)."""
+    row = await _totp_row(engine, user_id)
+    if row is None:
+        return TotpState(None, pending=False)
+    enabled_at = row.totp_enabled_at if row.totp_secret is not None else None
+    return TotpState(enabled_at, pending=row.totp_secret is not None and enabled_at is None)
+
+
+async def start_totp(engine: AsyncEngine, user_id: int) -> str:
+    """Make a new secret for user ``user_id``, not enabled until :func:`confirm_totp`.
+
+    Returns the secret (base32) for the user to type or scan; an earlier unconfirmed
+    one is replaced. Raises :class:`Conflict` when the second factor is already enabled
+    (it must be disabled first) and :class:`NotFound` for an unknown user.
+    """
+    secret = pyotp.random_base32()
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                staff_users.update()
+                .where(staff_users.c.id == user_id, staff_users.c.totp_enabled_at.is_(None))
+                .values(totp_secret=secret, totp_last_step=None)
+                .returning(staff_users.c.id)
+            )
+        ).first()
+        if row is None:
+            exists = (
+                await conn.execute(sa.select(staff_users.c.id).where(staff_users.c.id == user_id))
+            ).first()
+            if exists is None:
+                raise NotFound(f"no staff user with id {user_id}")
+            raise Conflict("the second factor is already enabled")
+    return secret
+
+
+async def pending_totp_secret(engine: AsyncEngine, user_id: int) -> str | None:
+    """The secret of an enrolment not yet confirmed (to show it again after a wrong
+    first code); None once enabled, so an enabled secret never leaves the database."""
+    row = await _totp_row(engine, user_id)
+    if row is None or row.totp_enabled_at is not None:
+        return None
+    secret: str | None = row.totp_secret
+    return secret
+
+
+async def confirm_totp(engine: AsyncEngine, user_id: int, code: str, now: datetime) -> bool:
+    """Enable the pending second factor if ``code`` is the app's current code.
+
+    False (nothing changes) for a wrong or malformed code, or when no enrolment is
+    pending. The code's step is remembered, so it cannot log in afterwards.
+    """
+    row = await _totp_row(engine, user_id)
+    if row is None or row.totp_secret is None or row.totp_enabled_at is not None:
+        return False
+    step = _matching_step(row.totp_secret, code, now)
+    if step is None:
+        return False
+    async with engine.begin() as conn:
+        done = (
+            await conn.execute(
+                staff_users.update()
+                .where(
+                    staff_users.c.id == user_id,
+                    staff_users.c.totp_secret == row.totp_secret,
+                    staff_users.c.totp_enabled_at.is_(None),
+                )
+                .values(totp_enabled_at=now, totp_last_step=step)
+                .returning(staff_users.c.id)
+            )
+        ).first()
+    return done is not None
+
+
+async def check_totp(engine: AsyncEngine, user_id: int, code: str, now: datetime) -> bool:
+    """Whether ``code`` is a fresh code of user ``user_id``'s enabled second factor.
+
+    A code is accepted once: its time step must be later than the last one accepted,
+    and recording it is a conditional update, so two requests racing with the same code
+    cannot both pass. False for a user without an enabled second factor.
+    """
+    row = await _totp_row(engine, user_id)
+    if row is None or row.totp_secret is None or row.totp_enabled_at is None:
+        return False
+    step = _matching_step(row.totp_secret, code, now)
+    if step is None:
+        return False
+    async with engine.begin() as conn:
+        done = (
+            await conn.execute(
+                staff_users.update()
+                .where(
+                    staff_users.c.id == user_id,
+                    staff_users.c.totp_secret == row.totp_secret,
+                    staff_users.c.totp_enabled_at.is_not(None),
+                    sa.or_(
+                        staff_users.c.totp_last_step.is_(None),
+                        staff_users.c.totp_last_step < step,
+                    ),
+                )
+                .values(totp_last_step=step)
+                .returning(staff_users.c.id)
+            )
+        ).first()
+    return done is not None
+
+
+async def disable_totp(engine: AsyncEngine, user_id: int) -> bool:
+    """Remove user ``user_id``'s second factor (enabled or pending); whether one was there."""
+    async with engine.begin() as conn:
+        return await _clear_totp(conn, staff_users.c.id == user_id) is not None
+
+
+async def _clear_totp(conn: AsyncConnection, which: sa.ColumnElement[bool]) -> Any:
+    """Forget the secret of the user ``which`` selects; their id and username, or None."""
+    return (
+        await conn.execute(
+            staff_users.update()
+            .where(which, staff_users.c.totp_secret.is_not(None))
+            .values(totp_secret=None, totp_enabled_at=None, totp_last_step=None)
+            .returning(staff_users.c.id, staff_users.c.username)
+        )
+    ).first()
+
+
+async def reset_totp(
+    engine: AsyncEngine, username: str, now: datetime, *, via: str = "cli"
+) -> bool:
+    """Remove ``username``'s second factor (an admin who lost the phone); ``totp_reset``
+    is recorded in the same transaction when there was one to remove.
+
+    Returns whether there was one. Raises :class:`NotFound` for an unknown username.
+    """
+    async with engine.begin() as conn:
+        user = (
+            await conn.execute(
+                sa.select(staff_users.c.id, staff_users.c.username).where(
+                    staff_users.c.username == username
+                )
+            )
+        ).first()
+        if user is None:
+            raise NotFound(f"no staff user named {username!r}")
+        cleared = await _clear_totp(conn, staff_users.c.id == user.id)
+        if cleared is None:
+            return False
+        await record_action(
+            conn,
+            at=now,
+            action="totp_reset",
+            staff_id=int(user.id),
+            username=str(user.username),
+            target=f"staff:{user.id}",
+            detail={"via": via},
+        )
+    return True

@@ -48,7 +48,15 @@ from gateway.storage.tables import (
     violations,
 )
 
-__all__ = ["MAX_MONTHS", "MonthRange", "agency_statistics", "officer_statistics"]
+__all__ = [
+    "MAX_MONTHS",
+    "MonthRange",
+    "agency_names",
+    "agency_statistics",
+    "blank_officer_item",
+    "monthly_series",
+    "officer_statistics",
+]
 
 # A six-monthly report is the usual longest; two years leaves room for comparisons.
 MAX_MONTHS = 24
@@ -469,3 +477,93 @@ def _figures(counts: Mapping[str, int], threshold: float) -> dict[str, Any]:
             "average": round(counts.get("ratings_sum", 0) / rated, 4) if rated else None,
         },
     }
+
+
+# --- monthly series (the console's trend charts) -------------------------------------------
+
+
+async def monthly_series(
+    engine: AsyncEngine,
+    months: MonthRange,
+    *,
+    threshold: float,
+    agency: str | None = None,
+    officer: str | None = None,
+) -> list[dict[str, Any]]:
+    """One item per month of the range (months with nothing counted too, as zeros): the
+    province's figures, or one agency's (``agency``) or one officer's (``officer``: the
+    dossiers they received and those they closed), as the monthly tables define them.
+
+    Two ``GROUP BY`` queries on the month columns, so twelve months cost what one does.
+    """
+    audit = dossier_audit.c
+    if agency is not None:
+        received_key: sa.ColumnElement[Any] | None = audit.agency_code
+        ended_key: sa.ColumnElement[Any] | None = audit.agency_code
+        subject: str | None = agency
+    elif officer is not None:
+        received_key, ended_key, subject = audit.received_by, audit.closed_by, officer
+    else:
+        received_key = ended_key = subject = None
+    counts: dict[str, dict[str, int]] = {month: {} for month in months.months()}
+    received = sa.select(
+        audit.received_month, sa.func.count(), _count_if(audit.missing_phone)
+    ).where(audit.received_month.between(months.first, months.last))
+    ended = sa.select(
+        audit.ended_month,
+        sa.func.count(),
+        *(_count_if(audit.verdict == verdict) for verdict in _ENDED_VERDICTS),
+    ).where(audit.ended_month.between(months.first, months.last))
+    if received_key is not None and ended_key is not None:
+        received = received.where(received_key == subject)
+        ended = ended.where(ended_key == subject)
+    async with engine.connect() as conn:
+        for month, number, missing in await _rows(conn, received.group_by(audit.received_month)):
+            _add(counts, month, received=number, missing_phone=missing)
+        for month, *ended_counts in await _rows(conn, ended.group_by(audit.ended_month)):
+            _add(counts, month, **dict(zip(_ENDED_FIELDS, ended_counts, strict=True)))
+    items = []
+    for month in months.months():
+        figures = _figures(counts[month], threshold)
+        items.append({"month": month, **{key: figures[key] for key in _SERIES_FIELDS}})
+    return items
+
+
+_SERIES_FIELDS = (
+    "received",
+    "ended",
+    "on_time",
+    "late",
+    "late_with_apology",
+    "late_rate",
+    "over_threshold",
+    "missing_phone",
+    "missing_phone_rate",
+)
+
+
+async def agency_names(engine: AsyncEngine, codes: Sequence[str]) -> dict[str, str]:
+    """The latest name the one-stop-shop sent for each of ``codes``; else the name the
+    audited dossiers or the ledger hold (codes never named anywhere are left out)."""
+    async with engine.connect() as conn:
+        names = await _agency_names(conn, sorted(set(codes)))
+        for table in (dossier_audit, violations):
+            missing = sorted(set(codes) - set(names))
+            for chunk in _chunks(missing):
+                known = (
+                    sa.select(table.c.agency_code, sa.func.max(table.c.agency_name))
+                    .where(table.c.agency_code.in_(chunk), table.c.agency_name.is_not(None))
+                    .group_by(table.c.agency_code)
+                )
+                _merge(names, await _rows(conn, known))
+    return names
+
+
+def blank_officer_item(officer_id: str, name: str | None, threshold: float) -> dict[str, Any]:
+    """An officer's item as :func:`officer_statistics` gives it, for an officer with
+    nothing counted in the range (every figure zero), so that a directory can be listed
+    whole."""
+    figures = _figures({}, threshold)
+    del figures["open_overdue"], figures["consultations_late"]
+    del figures["consultations_unanswered"]
+    return {"officer": {"id": officer_id, "name": name}, **figures}

@@ -23,6 +23,11 @@ decides. Templates are rendered on one line: runs of white space become one spac
 template may spread a message over several lines (each continuation line starts with a
 space, since a line ending in a block tag loses its newline).
 
+A notice whose params hold :data:`REPLY_PARAM` (a reply a staff member wrote or edited on
+the console) is not rendered from its template: that text is sent as written, on one
+line, unaccented for providers that want it, and never shortened (the console and the
+staff API refuse a reply that does not fit the budgets, :func:`reply_fits`).
+
 ``python -m gateway.texts.sms preview <kind>`` (``tthc templates preview``) shows both
 forms of a kind with sample params.
 """
@@ -46,12 +51,16 @@ __all__ = [
     "DEFAULT_HOTLINE",
     "DEFAULT_OA_NAME",
     "KINDS",
+    "REPLY_PARAM",
     "REQUIRED_PARAMS",
     "ZALO_ONLY_PARAMS",
     "RenderedSms",
+    "ReplyFit",
     "abbreviate",
     "notice_context",
     "render_sms",
+    "reply_fits",
+    "reply_sms",
 ]
 
 # Every kind needs the dossier code; these are the params without which its message
@@ -146,6 +155,9 @@ _TRUNCATED = ("reason", "status_note", "documents")
 _MIN_WORDS = 6
 _ELLIPSIS = "…"
 
+# The param holding a staff member's own text for a notice, sent instead of the template.
+REPLY_PARAM = "reply_text"
+
 
 @dataclass(frozen=True, slots=True)
 class RenderedSms:
@@ -182,6 +194,9 @@ def render_sms(
     for a text that does not fit (its true segment count is returned).
     """
     context = _context(kind, params, zone)
+    reply = params.get(REPLY_PARAM)
+    if isinstance(reply, str) and reply.strip():
+        return reply_sms(kind, reply, accents=accents)
 
     def measure(ctx: Context) -> tuple[str, SegmentCount]:
         raw = texts.render(f"sms/{kind}.txt.j2", **ctx)
@@ -206,6 +221,39 @@ def render_sms(
             applied.append(name)
             text = shorter
     return RenderedSms(kind, text, count.encoding, count.segments, tuple(applied), count.characters)
+
+
+def reply_sms(kind: str, text: str, *, accents: bool) -> RenderedSms:
+    """A staff member's reply as an SMS: one line, NFC, unaccented unless ``accents``;
+    never shortened (its true segment count is returned)."""
+    line = unicodedata.normalize("NFC", " ".join(text.split()))
+    line = line if accents else unaccent(line)
+    count = segments(line)
+    return RenderedSms(kind, line, count.encoding, count.segments, (), count.characters)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFit:
+    """What a reply costs in one SMS form (with or without accents) against its budget."""
+
+    accents: bool
+    segments: int
+    budget: int
+
+    @property
+    def fits(self) -> bool:
+        return self.segments <= self.budget
+
+
+def reply_fits(text: str, *, budget: int, unicode_budget: int) -> tuple[ReplyFit, ReplyFit]:
+    """The reply's cost unaccented (against ``budget``) and accented (against
+    ``unicode_budget``): a reply must fit both, since providers differ and fail over."""
+    plain = reply_sms("reply", text, accents=False)
+    accented = reply_sms("reply", text, accents=True)
+    return (
+        ReplyFit(False, plain.segments, budget),
+        ReplyFit(True, accented.segments, unicode_budget),
+    )
 
 
 def _context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:

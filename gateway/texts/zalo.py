@@ -3,8 +3,10 @@ parameters of a ZNS template.
 
 The OA text comes from ``templates/oa/<kind>.txt.j2`` where one exists, else from the SMS
 template with its accents kept and no length budget (an OA message holds 2,000
-characters). ZNS templates are written and approved on Zalo's side; the gateway offers a
-fixed set of parameter names (below) and sends the ones a template declares.
+characters); a notice carrying a staff member's reply (``REPLY_PARAM``) sends that text as
+written, with the kind's buttons. ZNS templates are written and approved on Zalo's side;
+the gateway offers a fixed set of parameter names (below) and sends the ones a template
+declares (never for a notice carrying a reply, which no template can hold).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from jinja2 import TemplateNotFound
 
-from gateway.texts.sms import notice_context
+from gateway.texts.sms import REPLY_PARAM, notice_context
 from gateway.texts.templates import Texts
 
 # What ZNS templates may use, filled from every notice that has the fact.
@@ -57,10 +59,14 @@ class OaNotice:
 def render_oa(texts: Texts, kind: str, params: Mapping[str, Any], zone: tzinfo) -> OaNotice:
     """The OA message for a notice; raises ``ValidationFailed`` like the SMS renderer."""
     context = notice_context(kind, params, zone)
-    try:
-        raw = texts.render(f"oa/{kind}.txt.j2", **context)
-    except TemplateNotFound:
-        raw = " ".join(texts.render(f"sms/{kind}.txt.j2", **context).split())
+    reply = params.get(REPLY_PARAM)
+    if isinstance(reply, str) and reply.strip():
+        raw = reply
+    else:
+        try:
+            raw = texts.render(f"oa/{kind}.txt.j2", **context)
+        except TemplateNotFound:
+            raw = " ".join(texts.render(f"sms/{kind}.txt.j2", **context).split())
     text = unicodedata.normalize("NFC", raw.strip())
     return OaNotice(text[:2000], _buttons(texts, kind, context))
 

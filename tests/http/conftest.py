@@ -8,6 +8,7 @@ and the CLI tests keep the production parameters.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,8 +21,12 @@ from tests.console_helpers import Console, start_console
 
 
 @pytest.fixture(autouse=True)
-def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # The unknown-user dummy hash is cached: made cheaply here, it must not outlive us.
+    staff._dummy_hash.cache_clear()
     monkeypatch.setattr(staff, "_HASHER", PasswordHasher.from_parameters(CHEAPEST))
+    yield
+    staff._dummy_hash.cache_clear()
 
 
 @pytest.fixture

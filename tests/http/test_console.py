@@ -6,6 +6,7 @@ with the storage function; the gateway's clock is moved by the test for the time
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,8 @@ from gateway.http.app import create_app
 from gateway.http.console.auth import ACCOUNT_FAILURES, ADDRESS_FAILURES
 from gateway.http.console.sessions import COOKIE
 from gateway.settings import Settings
-from gateway.storage.staff import disable_user, list_users
+from gateway.storage.staff import disable_user, list_users, set_password
+from gateway.storage.tables import staff_audit_log, staff_users
 from tests.console_helpers import (
     CODE,
     CSRF_RE,
@@ -29,6 +31,7 @@ from tests.console_helpers import (
     Console,
     citizen_report,
 )
+from tests.staff_helpers import rows
 
 
 def assert_login_page(response: ClientResponse) -> None:
@@ -74,7 +77,8 @@ async def test_login_lands_on_the_queue_under_a_new_session_id(console: Console)
     page = await console.client.get("/console/reports")
     assert page.status == 200
     html = await page.text()
-    assert "Cán bộ hoa" in html and CODE in html and PHONE in html
+    assert "Cán bộ hoa" in html and CODE in html
+    assert MASKED in html and PHONE not in html  # revealed only on the report page, audited
     assert "24/04/2026" in html  # received, in Vietnam's time
     assert "Báo kết thúc sai" in html and "Mới" in html
     hoa = next(u for u in await list_users(console.db.reader) if u.username == "hoa")
@@ -283,3 +287,30 @@ async def test_the_cookie_is_secure_when_the_gateway_is_served_over_https(
     assert response.status == 200
     cookie = response.cookies[COOKIE]
     assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+
+async def test_passwords_are_never_logged_nor_stored_in_clear(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    new_password = "một mật khẩu mới hoàn toàn 2026"
+    assert (await console.login("hoa", "sai mật khẩu rồi 1022")).status == 200
+    assert (await console.login("nobody", PASSWORD)).status == 200
+    await console.logged_in("hoa")
+    await set_password(console.db.writer, "minh", new_password, FRIDAY)
+    await console.client.post(
+        "/console/logout", data={"csrf_token": await console.csrf("/console/reports")}
+    )
+    assert (await console.login("minh")).status == 200  # the old password no longer works
+    assert (await console.login("minh", new_password)).status == 303
+    assert caplog.records  # the console and the database did log
+    stored = repr(await rows(console.db.reader, staff_users)) + repr(
+        await rows(console.db.reader, staff_audit_log)
+    )
+    for secret in (PASSWORD, new_password, "sai mật khẩu rồi 1022"):
+        assert secret not in caplog.text
+        assert secret not in stored
+    assert stored.count("$argon2id$") == len(USERS)

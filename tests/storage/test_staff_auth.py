@@ -256,3 +256,20 @@ async def test_a_user_is_found_by_id(db: Database) -> None:
     user = await store.get_user(db.reader, hoa_id)
     assert user is not None and user.username == "hoa"
     assert await store.get_user(db.reader, hoa_id + 1) is None
+
+
+async def test_the_audit_log_keeps_notice_ids_whole(db: Database) -> None:
+    notice_id = "0912345678abcdef0123456789abcdef"  # a phone-looking run inside a hex id
+    await store.record_action(
+        db.writer,
+        at=NOW,
+        action="notice_resend",
+        username="hoa",
+        staff_id=1,
+        target=f"notice:{notice_id}",
+        detail={"new_id": notice_id, "note": "gọi 0912345678"},
+    )
+    [item], _ = await store.list_actions(db.reader, limit=1, after=None)
+    assert item.target == f"notice:{notice_id}"
+    assert item.detail is not None and item.detail["new_id"] == notice_id
+    assert "0912345678" not in item.detail["note"]  # free text is still masked

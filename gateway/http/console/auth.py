@@ -4,6 +4,12 @@ A session is anonymous until login (it carries only the CSRF token the login for
 logging in replaces it with a session under a new id (no fixation) holding the user's id,
 the time of login and the time of the last request. Each request reloads the user, so a
 disabled account or a changed role takes effect at once.
+
+An account with a second factor (TOTP, offered to admins) logs in in two steps: the right
+password only puts a pending marker, valid for :data:`TOTP_PENDING`, in an anonymous
+session under a new id; the session starts (under yet another id) when a fresh code is
+given on ``/console/login/totp``. Wrong codes count toward the same throttle as wrong
+passwords, and an account's failures are cleared only once both factors passed.
 """
 
 from __future__ import annotations
@@ -47,7 +53,10 @@ STORAGE = web.AppKey("console_sessions", RedisSessions)
 ROLES: web.AppKey[dict[str, tuple[str, ...]]] = web.AppKey("console_roles")
 USER_KEY: Final = web.RequestKey("console_user", StaffUser)
 CSRF_KEY: Final = web.RequestKey("console_csrf", str)
-PUBLIC: Final = frozenset({"login", "login_post", "static"})
+PUBLIC: Final = frozenset({"login", "login_post", "login_totp", "login_totp_post", "static"})
+# How long the second step may wait after the right password.
+TOTP_PENDING: Final = timedelta(minutes=5)
+_PENDING: Final = "totp_pending"
 
 
 def now_of(request: web.Request) -> datetime:
@@ -244,16 +253,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     address = _address(request)
     wait = await throttle.blocked_for(username, address)
     if wait:
-        await audit(request, "login_throttled", username=username)
-        retry = now_of(request) + timedelta(seconds=wait)
-        response = problem_page(
-            request,
-            "throttled",
-            429,
-            retry_at=retry.astimezone(request.config_dict[SETTINGS].tz).strftime("%H:%M %d/%m/%Y"),
-        )
-        response.headers["Retry-After"] = str(wait)
-        return response
+        return await _throttled(request, username, wait)
     user = None
     if username and password:
         user = await staff_store.verify_password(
@@ -264,6 +264,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         await audit(request, "login_failed", username=username)
         log.info("console login failed")
         return page(request, "login.html.j2", {"username": username, "error": "wrong"})
+    totp = await staff_store.totp_state(request.config_dict[DATABASE].writer, user.id)
+    if totp.enabled:
+        await _start_pending(request, user)
+        log.info("console login waits for the second factor", extra={"staff": user.id})
+        raise web.HTTPSeeOther(request.app.router["login_totp"].url_for())
     await throttle.succeeded(username)
     await _start_session(request, user)
     await audit(request, "login", username=user.username, user=user)
@@ -271,17 +276,110 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(request.app.router[LANDING[user.role]].url_for())
 
 
-async def _start_session(request: web.Request, user: StaffUser) -> None:
-    """Forget the anonymous session and start the user's under a fresh id."""
+async def _throttled(request: web.Request, username: str, wait: int) -> web.Response:
+    """The 429 page for a throttled login attempt (recorded as ``login_throttled``)."""
+    await audit(request, "login_throttled", username=username)
+    retry = now_of(request) + timedelta(seconds=wait)
+    response = problem_page(
+        request,
+        "throttled",
+        429,
+        retry_at=retry.astimezone(request.config_dict[SETTINGS].tz).strftime("%H:%M %d/%m/%Y"),
+    )
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+async def _fresh_session(request: web.Request) -> Any:
+    """Forget the current session (its id is worthless from now on) and start an empty
+    one, to be saved under a new id, with a new CSRF token."""
     old = await get_session(request)
     if old.identity is not None:
         await request.app[STORAGE].forget(request, str(old.identity))
     session = await new_session(request)
+    session["csrf"] = secrets.token_urlsafe(32)
+    return session
+
+
+async def _start_pending(request: web.Request, user: StaffUser) -> None:
+    """After the right password of an account with a second factor: an anonymous session
+    under a new id that only says whose code is awaited, until when."""
+    session = await _fresh_session(request)
+    until = request.config_dict[CLOCK]() + TOTP_PENDING.total_seconds()
+    session[_PENDING] = {"user": user.id, "username": user.username, "until": until}
+
+
+def _pending(request: web.Request, session: Any) -> tuple[int, str] | None:
+    """The user id and username whose code the session awaits, if not expired."""
+    marker = session.get(_PENDING)
+    if not isinstance(marker, dict):
+        return None
+    user_id, username, until = marker.get("user"), marker.get("username"), marker.get("until")
+    if not (
+        isinstance(user_id, int)
+        and isinstance(username, str)
+        and isinstance(until, int | float)
+        and request.config_dict[CLOCK]() < until
+    ):
+        return None
+    return user_id, username
+
+
+@routes.get("/login/totp", name="login_totp")
+async def login_totp_form(request: web.Request) -> web.StreamResponse:
+    """The second step's form, while a password step is pending (else the login page)."""
+    session = await get_session(request)
+    if await _session_user(request, session) is not None:
+        raise web.HTTPSeeOther(request.app.router["home"].url_for())
+    if _pending(request, session) is None:
+        session.pop(_PENDING, None)
+        raise web.HTTPSeeOther(request.app.router["login"].url_for())
+    return page(request, "login_totp.html.j2", {"error": None})
+
+
+@routes.post("/login/totp", name="login_totp_post")
+async def login_totp(request: web.Request) -> web.StreamResponse:
+    """Check the code (throttled like passwords, never twice the same); on success the
+    user's session starts under a new id."""
+    session = await get_session(request)
+    pending = _pending(request, session)
+    if pending is None:
+        session.pop(_PENDING, None)
+        return page(request, "login.html.j2", {"username": "", "error": "expired"}, status=400)
+    user_id, username = pending
+    throttle = _throttle(request)
+    address = _address(request)
+    wait = await throttle.blocked_for(username, address)
+    if wait:
+        return await _throttled(request, username, wait)
+    form = await request.post()
+    code = staff_store.normalize_totp_code(str(form.get("code", "")))
+    if code is None:
+        return page(request, "login_totp.html.j2", {"error": "format"}, status=400)
+    writer = request.config_dict[DATABASE].writer
+    user = await staff_store.get_user(writer, user_id)
+    if user is None or user.disabled_at is not None:
+        session.pop(_PENDING, None)
+        return page(request, "login.html.j2", {"username": "", "error": "wrong"}, status=400)
+    if not await staff_store.check_totp(writer, user.id, code, now_of(request)):
+        await throttle.failed(username, address)
+        await audit(request, "login_totp_failed", username=user.username, user=user)
+        log.info("console login: wrong second factor", extra={"staff": user.id})
+        return page(request, "login_totp.html.j2", {"error": "wrong"}, status=400)
+    await throttle.succeeded(username)
+    await _start_session(request, user)
+    await audit(request, "login", username=user.username, user=user, detail={"totp": True})
+    log.info("console login", extra={"staff": user.id})
+    raise web.HTTPSeeOther(request.app.router[LANDING[user.role]].url_for())
+
+
+async def _start_session(request: web.Request, user: StaffUser) -> None:
+    """Forget the anonymous session and start the user's under a fresh id."""
+    session = await _fresh_session(request)
     now = request.config_dict[CLOCK]()
     session["user"] = user.id
     session["started"] = now
     session["seen"] = now
-    session["csrf"] = secrets.token_urlsafe(32)
 
 
 @routes.post("/logout", name="logout")

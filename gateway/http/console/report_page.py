@@ -6,11 +6,21 @@ the report from it (the staff API's transition, :func:`gateway.http.staff.move_r
 and may reveal the citizen's phone for one response, which is audited. A confirmed
 false-closure finding's consequence is computed before saving with the very function the
 save uses, so what the officer reads is what the ledger gets.
+
+Each move the workflow allows has its own form with the citizen's message pre-filled: the
+state's notice rendered from its template with the report's facts (as the OA sends it).
+Left as pre-filled (or emptied), the template is sent, with the note in it; edited, the
+text is sent as written (``reply_text`` in the notice's params) and must fit the SMS
+segment budgets with and without accents. "Xem trước" re-renders the form with the
+template filled with the note typed, changing nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import unicodedata
+from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
@@ -21,11 +31,14 @@ from gateway.domain import reports as workflow
 from gateway.domain.phones import mask_phone, mask_phones_in_text
 from gateway.domain.sanctions import load_ladder
 from gateway.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from gateway.http.console.auth import audit, current_user, page
-from gateway.http.keys import DATABASE, SETTINGS
+from gateway.http.console.auth import audit, current_user, now_of, page
+from gateway.http.keys import CALENDAR, DATABASE, SETTINGS, TEXTS
 from gateway.http.staff import move_report
 from gateway.storage import reports as report_store
+from gateway.storage import staff as staff_store
 from gateway.storage.staff import StaffUser
+from gateway.texts.sms import REQUIRED_PARAMS, reply_fits
+from gateway.texts.zalo import render_oa
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +53,24 @@ ROLES: Final[dict[str, tuple[str, ...]]] = {
 }
 _ID: Final = r"{id:\d{1,18}}"
 _FLASH: Final = "report_flash"
+# Stands for the note in a pre-filled message whose template cannot do without one (the
+# reason of a rejection) until the officer previews it with the note typed.
+NOTE_PLACEHOLDER: Final = "…"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Draft:
+    """A move form as the officer sent it, shown again (preview, or refused with errors).
+
+    ``errors`` maps a field (``reply``) to why it was refused, with the numbers the
+    template's sentence needs (see :func:`_reply_errors`).
+    """
+
+    to: str
+    note: str
+    reply: str
+    finding: str
+    errors: Mapping[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _time(value: datetime | None, zone: tzinfo) -> str:
@@ -60,6 +91,115 @@ def _moves(status: str, user: StaffUser) -> list[str]:
             continue
         allowed.append(to)
     return allowed
+
+
+def _template_reply(
+    request: web.Request, report: report_store.ReportRow, to: str, note: str | None
+) -> str:
+    """The message the citizen gets when ``report`` moves to ``to`` with ``note`` and no
+    reply of the officer's own: the notice's template with the report's facts, as the OA
+    sends it (with accents, on one line). A template that needs the note gets
+    :data:`NOTE_PLACEHOLDER` while there is none; "" if the report lacks a fact the
+    template needs (the notice would fail the same way)."""
+    kind = workflow.notice_kind_for(to)
+    if not note and "status_note" in REQUIRED_PARAMS.get(kind, ()):
+        note = NOTE_PLACEHOLDER
+    moved = dataclasses.replace(report, status=to, expected_at=_expected_at(request, report, to))
+    params = report_store.notice_params(moved, note or None)
+    zone = request.config_dict[SETTINGS].tz
+    try:
+        return render_oa(request.config_dict[TEXTS], kind, params, zone).text
+    except ValidationFailed:
+        return ""
+
+
+def _expected_at(request: web.Request, report: report_store.ReportRow, to: str) -> datetime | None:
+    """The answer date the notice will name: a reopened report gets a new one, as
+    :func:`gateway.http.staff.move_report` computes it."""
+    if to != "open":
+        return report.expected_at
+    days = request.config_dict[SETTINGS].chat.report_answer_working_days
+    moved: datetime = request.config_dict[CALENDAR].add_working_days(now_of(request), days)
+    return moved
+
+
+def _plain(text: str) -> str:
+    """A message as compared: NFC, runs of white space as one space."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def _own_reply(
+    request: web.Request, report: report_store.ReportRow, to: str, note: str | None, reply: str
+) -> str | None:
+    """The officer's own text, or None when the template is to be sent: an empty reply,
+    or one still as pre-filled (without the note, or previewed with it)."""
+    if not reply.strip():
+        return None
+    sent = _plain(reply)
+    templates = {
+        _template_reply(request, report, to, None),
+        _template_reply(request, report, to, note),
+    }
+    if any(sent == _plain(t) for t in templates):
+        return None
+    return reply.strip()
+
+
+def _reply_errors(request: web.Request, reply: str) -> dict[str, dict[str, Any]]:
+    """Why ``reply`` cannot go out (too long for an SMS in either form), if it cannot."""
+    if len(reply) > workflow.REPLY_MAX:
+        return {"reply": {"reason": "too_long", "max": workflow.REPLY_MAX, "length": len(reply)}}
+    settings = request.config_dict[SETTINGS]
+    costs = reply_fits(
+        reply,
+        budget=settings.sms_segment_budget,
+        unicode_budget=settings.sms_unicode_segment_budget,
+    )
+    if all(c.fits for c in costs):
+        return {}
+    plain, accented = costs
+    return {
+        "reply": {
+            "reason": "segments",
+            "plain": plain.segments,
+            "plain_budget": plain.budget,
+            "accented": accented.segments,
+            "accented_budget": accented.budget,
+        }
+    }
+
+
+def _move_forms(
+    request: web.Request,
+    report: report_store.ReportRow,
+    moves: list[str],
+    draft: Draft | None,
+) -> list[dict[str, Any]]:
+    """One form per allowed move: the note, the finding, and the pre-filled message
+    (or, for the form the officer sent, what they sent)."""
+    forms = []
+    for to in moves:
+        mine = draft if draft is not None and draft.to == to else None
+        forms.append(
+            {
+                "to": to,
+                "open": mine is not None,
+                "note": mine.note if mine else "",
+                "finding": mine.finding if mine else "",
+                "reply": mine.reply if mine else _template_reply(request, report, to, None),
+                "errors": dict(mine.errors) if mine else {},
+            }
+        )
+    return forms
+
+
+async def _assignee(request: web.Request, report: report_store.ReportRow) -> dict[str, Any] | None:
+    """Who the report is assigned to (id and name), if anyone."""
+    assignee_id = getattr(report, "assignee_id", None)
+    if assignee_id is None:
+        return None
+    found = await staff_store.get_user(request.config_dict[DATABASE].reader, int(assignee_id))
+    return {"id": int(assignee_id), "name": found.name if found else f"#{assignee_id}"}
 
 
 async def _consequence(
@@ -96,6 +236,7 @@ async def _consequence(
 
 def _notice(n: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     return {
+        "id": n.get("id", ""),
         "kind": n.get("kind", ""),
         "channel": n.get("channel") or "",
         "state": n.get("state", ""),
@@ -106,8 +247,11 @@ def _notice(n: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     }
 
 
-async def _render(request: web.Request, *, revealed: bool, status: int = 200) -> web.Response:
-    """The report page; the phone (in fields and in texts) is masked unless ``revealed``."""
+async def _render(
+    request: web.Request, *, revealed: bool, status: int = 200, draft: Draft | None = None
+) -> web.Response:
+    """The report page; the phone (in fields and in texts) is masked unless ``revealed``;
+    ``draft`` is a move form to show again as the officer sent it."""
     user = current_user(request)
     reader = request.config_dict[DATABASE].reader
     detail = await report_store.get_report(reader, _report_id(request))
@@ -178,9 +322,13 @@ async def _render(request: web.Request, *, revealed: bool, status: int = 200) ->
             }
             for e in earlier
         ],
-        "moves": _moves(r.status, user) if user.role in WRITERS else [],
+        "moves": _move_forms(request, r, _moves(r.status, user), draft)
+        if user.role in WRITERS
+        else [],
         "consequence": await _consequence(request, r, user) if user.role in WRITERS else None,
         "flash": flash if isinstance(flash, str) else None,
+        "assignee": await _assignee(request, r),
+        "me": user.id,
     }
     if dossier is not None:
         context["dossier"] = {
@@ -232,18 +380,28 @@ async def reveal(request: web.Request) -> web.StreamResponse:
 
 @routes.post(f"/reports/{_ID}/transitions", name="report_move")
 async def move(request: web.Request) -> web.StreamResponse:
-    """Move the report as the staff API would, then back to its page with a flash."""
+    """Move the report as the staff API would, then back to its page with a flash.
+
+    ``action=preview`` shows the form again with the message filled from the template
+    and the note typed (nothing changes); a message too long for an SMS shows the form
+    again with the reason (400, nothing changes).
+    """
     user = current_user(request)
     report_id = _report_id(request)
     form = await request.post()
-    body = {
-        "to": str(form.get("to", "")),
-        "note": str(form.get("note", "")).strip() or None,
-        "finding": str(form.get("finding", "")) or None,
-    }
+    draft = Draft(
+        to=str(form.get("to", "")),
+        note=str(form.get("note", "")).strip(),
+        reply=str(form.get("reply", "")),
+        finding=str(form.get("finding", "")),
+    )
+    if form.get("action") == "preview":
+        return await _preview(request, report_id, draft)
     session = await get_session(request)
     try:
-        change = workflow.parse_transition(body)
+        change = await _change(request, report_id, draft)
+        if isinstance(change, Draft):
+            return await _render(request, revealed=False, status=400, draft=change)
         moved = await move_report(request, user, report_id, change)
     except NotFound as exc:
         raise web.HTTPNotFound() from exc
@@ -262,6 +420,48 @@ async def move(request: web.Request) -> web.StreamResponse:
             username=user.username,
             user=user,
             target=f"report:{report_id}",
-            detail={"to": moved.status, "finding": change.finding},
+            # An officer's own message is marked (its words are in the notice, not here).
+            detail={"to": moved.status, "finding": change.finding}
+            | ({"reply": "own"} if change.reply is not None else {}),
         )
     raise web.HTTPSeeOther(request.app.router["report"].url_for(id=str(report_id)))
+
+
+async def _report_row(request: web.Request, report_id: int) -> report_store.ReportRow:
+    detail = await report_store.get_report(request.config_dict[DATABASE].reader, report_id)
+    if detail is None:
+        raise web.HTTPNotFound()
+    return detail.report
+
+
+async def _change(
+    request: web.Request, report_id: int, draft: Draft
+) -> workflow.TransitionRequest | Draft:
+    """The transition the form asks for, or the draft with its errors to show again.
+
+    Raises :class:`ValidationFailed` for a form the workflow's parser refuses (flashed).
+    """
+    reply: str | None = None
+    if draft.to in workflow.STATUSES and draft.reply.strip():
+        report = await _report_row(request, report_id)
+        reply = _own_reply(request, report, draft.to, draft.note or None, draft.reply)
+        errors = _reply_errors(request, reply) if reply is not None else {}
+        if errors:
+            return dataclasses.replace(draft, errors=errors)
+    return workflow.parse_transition(
+        {
+            "to": draft.to,
+            "note": draft.note or None,
+            "finding": draft.finding or None,
+            "reply": reply,
+        }
+    )
+
+
+async def _preview(request: web.Request, report_id: int, draft: Draft) -> web.Response:
+    """The page again, the form's message filled from the template with the note typed."""
+    if draft.to not in workflow.STATUSES:
+        raise web.HTTPBadRequest()
+    report = await _report_row(request, report_id)
+    reply = _template_reply(request, report, draft.to, draft.note or None)
+    return await _render(request, revealed=False, draft=dataclasses.replace(draft, reply=reply))
