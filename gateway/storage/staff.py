@@ -405,7 +405,7 @@ async def record_action(
         "staff_id": staff_id,
         "username": username[:_USERNAME_LOG_MAX],
         "action": action,
-        "target": mask_phones_in_text(target)[:_TARGET_MAX] if target is not None else None,
+        "target": _scrub(target)[:_TARGET_MAX] if target is not None else None,
         "detail": _scrub(detail) if detail is not None else None,
         "remote_addr": remote_addr[:_ADDRESS_MAX] if remote_addr is not None else None,
     }
