@@ -32,6 +32,10 @@ ROW_RE = re.compile(r'data-testid="report" data-id="(\d+)"')
 GROUP_RE = re.compile(r'data-testid="group" data-dossier="([^"]*)"')
 
 
+SLA = 'data-testid="sla" data-label="Thời hạn">'
+ASSIGNEE = '<td data-testid="assignee" data-label="Người xử lý">'
+
+
 @pytest.fixture(autouse=True)
 async def other_dossier(console: Console) -> None:
     """A second known dossier, of another agency."""
@@ -111,14 +115,14 @@ async def test_the_sla_clock_counts_working_days_across_the_holidays(console: Co
     await travel(console, TUESDAY)
     html = await queue(console)
     assert ids(html) == [closure.id, problem.id]
-    assert 'class="sla sla-on_time" data-testid="sla">Còn 2 ngày làm việc' in row(html, closure.id)
+    assert f'class="sla sla-on_time" {SLA}Còn 2 ngày làm việc' in row(html, closure.id)
     assert "hạn 04/05/2026" in row(html, closure.id)
     assert "Còn 4 ngày làm việc" in row(html, problem.id)
     await travel(console, TUESDAY + timedelta(days=1))  # Wednesday 29; next working day 4 May
     html = await queue(console)
-    assert 'sla-due_soon" data-testid="sla">Còn 1 ngày làm việc' in row(html, closure.id)
+    assert f'sla-due_soon" {SLA}Còn 1 ngày làm việc' in row(html, closure.id)
     await travel(console, datetime(2026, 5, 4, 2, 0, tzinfo=UTC))
-    assert 'sla-due_today" data-testid="sla">Hạn hôm nay' in row(await queue(console), closure.id)
+    assert f'sla-due_today" {SLA}Hạn hôm nay' in row(await queue(console), closure.id)
 
 
 async def test_overdue_reports_come_first_then_the_oldest(console: Console) -> None:
@@ -127,7 +131,7 @@ async def test_overdue_reports_come_first_then_the_oldest(console: Console) -> N
     await travel(console, NEXT_TUESDAY)
     html = await queue(console)
     assert ids(html) == [closure.id, problem.id]
-    assert 'sla-overdue" data-testid="sla">Quá hạn 1 ngày làm việc' in row(html, closure.id)
+    assert f'sla-overdue" {SLA}Quá hạn 1 ngày làm việc' in row(html, closure.id)
     assert "Còn 1 ngày làm việc" in row(html, problem.id)
     # Three working days later (Friday 8 May), both are late, the oldest first again.
     await travel(console, NEXT_TUESDAY + timedelta(days=3))
@@ -280,7 +284,7 @@ async def test_a_hotline_officer_takes_assigns_and_releases_a_report(console: Co
     await console.logged_in("hoa")
     html = await queue(console)
     assert 'data-testid="take"' in row(html, made.id)
-    assert '<td data-testid="assignee">Chưa giao</td>' in row(html, made.id)
+    assert f"{ASSIGNEE}Chưa giao</td>" in row(html, made.id)
     token = await console.csrf("/console/reports")
 
     async def assign(who: str, **extra: str) -> str:
@@ -295,11 +299,11 @@ async def test_a_hotline_officer_takes_assigns_and_releases_a_report(console: Co
     where = await assign("me", back="queue", q="kind=false_closure&sla=&junk=1")
     assert where == "/console/reports?kind=false_closure"
     html = await queue(console)
-    assert '<td data-testid="assignee">Cán bộ hoa</td>' in row(html, made.id)
+    assert f"{ASSIGNEE}Cán bộ hoa</td>" in row(html, made.id)
     assert 'data-testid="take"' not in row(html, made.id)
     assert (await stored(console, made.id))["assigned_at"] == FRIDAY
     assert await assign(str(minh), back="report") == f"/console/reports/{made.id}"
-    assert '<td data-testid="assignee">Cán bộ minh</td>' in row(await queue(console), made.id)
+    assert f"{ASSIGNEE}Cán bộ minh</td>" in row(await queue(console), made.id)
     assert await assign("", back="queue") == "/console/reports"
     after = await stored(console, made.id)
     assert (after["assignee_id"], after["assigned_at"]) == (None, None)

@@ -247,6 +247,17 @@ def _notice(n: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     }
 
 
+async def _actor(request: web.Request, actor: str) -> dict[str, str]:
+    """Who made a transition: ``kind`` (citizen, system, staff) and a staff user's name."""
+    kind, _, staff_id = actor.partition(":")
+    if kind != "staff":
+        return {"kind": kind, "name": ""}
+    found = None
+    if staff_id.isdigit() and len(staff_id) <= 18:
+        found = await staff_store.get_user(request.config_dict[DATABASE].reader, int(staff_id))
+    return {"kind": "staff", "name": found.name if found else actor}
+
+
 async def _render(
     request: web.Request, *, revealed: bool, status: int = 200, draft: Draft | None = None
 ) -> web.Response:
@@ -305,7 +316,7 @@ async def _render(
                 "from": t.from_status,
                 "to": t.to_status,
                 "note": text(t.note),
-                "actor": t.actor,
+                "actor": await _actor(request, t.actor),
                 "at": _time(t.at, zone),
             }
             for t in detail.transitions
