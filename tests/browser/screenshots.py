@@ -243,8 +243,11 @@ async def notices_that_went_wrong(engine: Any, now: datetime) -> None:
 
 
 def take_and_answer(page: Page) -> None:
-    """The officer takes the report, then opens the form that resolves it."""
-    page.get_by_role("button", name="Nhận xử lý phản ánh này").click()
+    """The officer takes the report (unless already theirs), then opens the form that
+    resolves it."""
+    take = page.get_by_role("button", name="Nhận xử lý phản ánh này")
+    if take.count():
+        take.click()
     page.locator('[data-testid="move-resolved"] summary').click()
 
 
@@ -301,11 +304,7 @@ def photograph(base: str, out: Path, plan: list[Shot]) -> Callable[[Browser], li
                     context = browser.new_context(locale="vi-VN", viewport=shot.viewport)
                     page = pages[key] = context.new_page()
                     if shot.user is not None:
-                        page.goto(f"{base}/console/login")
-                        page.get_by_label("Tên đăng nhập").fill(shot.user)
-                        page.get_by_label("Mật khẩu").fill(PASSWORD)
-                        page.get_by_role("button", name="Đăng nhập").click()
-                        page.wait_for_url(f"{base}/console/reports")
+                        log_in(page, base, shot.user)
                 response = page.goto(f"{base}{shot.path}")
                 if response is None or response.status != 200:
                     raise RuntimeError(f"{shot.path}: HTTP {response.status if response else '?'}")
@@ -326,6 +325,42 @@ async def first(engine: Any, query: sa.Select[Any]) -> Any:
     """The first row of ``query``."""
     async with engine.connect() as conn:
         return (await conn.execute(query.limit(1))).one()
+
+
+async def plan_for(database_url: str) -> list[Shot]:
+    """The shots, with the report, dossier, notice, entry, officer and agency to show."""
+    engine = create_engine(database_url)
+    try:
+        report, dossier = await first(
+            engine, sa.select(reports.c.id, reports.c.dossier_code).order_by(reports.c.id)
+        )
+        (notice,) = await first(engine, sa.select(notices.c.id).where(notices.c.state == "failed"))
+        violation, officer = await first(
+            engine,
+            sa.select(violations.c.id, violations.c.officer_id)
+            .where(violations.c.officer_id.is_not(None))
+            .order_by(violations.c.id.desc()),
+        )
+        # The agency with the most late dossiers, for a chart worth looking at.
+        (agency,) = await first(
+            engine,
+            sa.select(dossier_audit.c.agency_code)
+            .where(dossier_audit.c.verdict.like("late%"))
+            .group_by(dossier_audit.c.agency_code)
+            .order_by(sa.func.count().desc()),
+        )
+    finally:
+        await engine.dispose()
+    return shots(report, dossier, notice, violation, officer, agency)
+
+
+def log_in(page: Page, base: str, username: str) -> None:
+    """The login form, filled as staff would; waits for the landing page."""
+    page.goto(f"{base}/console/login")
+    page.get_by_label("Tên đăng nhập").fill(username)
+    page.get_by_label("Mật khẩu").fill(PASSWORD)
+    page.get_by_role("button", name="Đăng nhập").click()
+    page.wait_for_url(f"{base}/console/reports")
 
 
 async def main(out: Path) -> int:
@@ -351,33 +386,8 @@ async def main(out: Path) -> int:
         try:
             now = datetime.now(UTC)
             await fill(settings, base, now)
-            engine = create_engine(database)
-            try:
-                report, dossier = await first(
-                    engine, sa.select(reports.c.id, reports.c.dossier_code).order_by(reports.c.id)
-                )
-                (notice,) = await first(
-                    engine, sa.select(notices.c.id).where(notices.c.state == "failed")
-                )
-                violation, officer = await first(
-                    engine,
-                    sa.select(violations.c.id, violations.c.officer_id)
-                    .where(violations.c.officer_id.is_not(None))
-                    .order_by(violations.c.id.desc()),
-                )
-            finally:
-                await engine.dispose()
-                # The agency with the most late dossiers, for a chart worth looking at.
-                ended = sa.func.count(dossier_audit.c.dossier_code)
-                (agency,) = await first(
-                    engine,
-                    sa.select(dossier_audit.c.agency_code)
-                    .where(dossier_audit.c.verdict.like("late%"))
-                    .group_by(dossier_audit.c.agency_code)
-                    .order_by(ended.desc()),
-                )
+            plan = await plan_for(database)
             browser.start()
-            plan = shots(report, dossier, notice, violation, officer, agency)
             taken = await browser.run(photograph(base, out, plan))
             print("\n".join(f"{out / name}" for name in taken))
         finally:
