@@ -93,6 +93,7 @@ async def test_the_page_shows_the_words_messages_timeline_and_notices(console: C
     assert report.number in text
     assert "Tôi chưa nhận được giấy phép" in text
     assert "Cán bộ ơi, tôi vẫn chưa có giấy phép" in text
+    assert "<strong>Người dân</strong>" in text  # the message's author, in Vietnamese
     # The timeline in order, in local time; the closing officer named.
     received = text.index("01/04/2026 08:00: Tiếp nhận hồ sơ")
     assert received < text.index("10/04/2026 15:00: Có kết quả (báo kết thúc)")
@@ -172,8 +173,11 @@ async def test_confirming_records_the_violation_and_an_audit_entry(console: Cons
     text = await page_text(console, report.id)
     assert "Đã lưu thay đổi trạng thái phản ánh." in text
     assert "Xác nhận báo kết thúc sai" in text
-    # The flash is shown once.
-    assert "Đã lưu thay đổi" not in await page_text(console, report.id)
+    # Who moved it, by name; the flash is shown once.
+    again = await page_text(console, report.id)
+    assert "Mới (người dân)" in again
+    assert "Mới → Đã giải quyết (cán bộ Cán bộ hoa): Đã xác minh với Sở" in again
+    assert "Đã lưu thay đổi" not in again
     async with console.db.reader.connect() as conn:
         found = (await conn.execute(sa.select(violations))).mappings().all()
     assert [(v["rule"], v["officer_id"], v["report_id"]) for v in found] == [
