@@ -260,21 +260,15 @@ async def list_reports(request: web.Request) -> web.Response:
 async def create_report(request: web.Request) -> web.Response:
     user = await require_staff(request, *WRITERS)
     taken = workflow.parse_phone_report(await json_body(request))
-    settings = request.app[SETTINGS]
     try:
         async with storage_errors():
-            report, notice_ids = await report_store.create_report(
-                request.app[DATABASE].writer,
+            report, notice_ids = await take_phone_report(
+                request,
+                user,
                 kind=taken.kind,
-                source="phone",
                 dossier_code=taken.dossier_code,
                 description=taken.description,
-                zalo_user_id=None,
                 phone_e164=taken.phone_e164,
-                calendar=request.app[CALENDAR],
-                answer_working_days=settings.chat.report_answer_working_days,
-                now=_now(request),
-                actor=user.actor,
                 agency_code=taken.agency_code,
                 agency_name=taken.agency_name,
             )
@@ -293,6 +287,38 @@ async def create_report(request: web.Request) -> web.Response:
     response = json_answer(_view(request, user).report(report), status=201)
     response.headers["Location"] = f"/v1/reports/{report.id}"
     return response
+
+
+async def take_phone_report(
+    request: web.Request,
+    user: StaffUser,
+    *,
+    kind: str,
+    dossier_code: str,
+    description: str,
+    phone_e164: str | None,
+    agency_code: str | None,
+    agency_name: str | None,
+) -> tuple[report_store.ReportRow, list[str]]:
+    """Record a report a hotline officer took by phone (the API's and the console's one
+    path); returns it and the acknowledgement's notice ids, not yet queued. Raises
+    :class:`NotFound` for an unknown dossier without an agency."""
+    settings = request.config_dict[SETTINGS]
+    return await report_store.create_report(
+        request.config_dict[DATABASE].writer,
+        kind=kind,
+        source="phone",
+        dossier_code=dossier_code,
+        description=description,
+        zalo_user_id=None,
+        phone_e164=phone_e164,
+        calendar=request.config_dict[CALENDAR],
+        answer_working_days=settings.chat.report_answer_working_days,
+        now=datetime.fromtimestamp(request.config_dict[CLOCK](), UTC),
+        actor=user.actor,
+        agency_code=agency_code,
+        agency_name=agency_name,
+    )
 
 
 @routes.get(f"/v1/reports/{_ID}")

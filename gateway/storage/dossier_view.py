@@ -16,7 +16,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.storage.tables import dossiers, events, notices, reports
+from gateway.storage.reports import timeline_rows
+from gateway.storage.tables import dossiers, notices, reports
 
 __all__ = [
     "DossierFacts",
@@ -158,17 +159,7 @@ async def dossier_story(reader: AsyncEngine, code: str) -> DossierStory | None:
         row = (await conn.execute(sa.select(dossiers).where(dossiers.c.code == code))).first()
         timeline = [
             TimelineEntry(e.type, e.occurred_at, e.actor_id, e.actor_name, bool(e.superseded))
-            for e in await conn.execute(
-                sa.select(
-                    events.c.type,
-                    events.c.occurred_at,
-                    events.c.actor_id,
-                    events.c.actor_name,
-                    events.c.superseded,
-                )
-                .where(events.c.dossier_code == code)
-                .order_by(events.c.occurred_at, events.c.seq)
-            )
+            for e in await timeline_rows(conn, code)
         ]
         sent = [
             NoticeEntry(

@@ -502,26 +502,30 @@ async def get_report(reader: AsyncEngine, report_id: int) -> ReportDetail | None
     return ReportDetail(report, steps, dossier, messages, sent)
 
 
+async def timeline_rows(conn: AsyncConnection, code: str) -> Sequence[Any]:
+    """A dossier's events as staff read them (``event_id, type, occurred_at, actor_id,
+    actor_name, superseded``), in the order they happened."""
+    result = await conn.execute(
+        sa.select(
+            events.c.event_id,
+            events.c.type,
+            events.c.occurred_at,
+            events.c.actor_id,
+            events.c.actor_name,
+            events.c.superseded,
+        )
+        .where(events.c.dossier_code == code)
+        .order_by(events.c.occurred_at, events.c.seq)
+    )
+    return result.all()
+
+
 async def _dossier(conn: AsyncConnection, code: str) -> dict[str, Any] | None:
     row = (await conn.execute(sa.select(dossiers).where(dossiers.c.code == code))).first()
     if row is None:
         return None
     summary = dict(row._mapping)
-    summary["timeline"] = [
-        dict(e._mapping)
-        for e in await conn.execute(
-            sa.select(
-                events.c.event_id,
-                events.c.type,
-                events.c.occurred_at,
-                events.c.actor_id,
-                events.c.actor_name,
-                events.c.superseded,
-            )
-            .where(events.c.dossier_code == code)
-            .order_by(events.c.occurred_at, events.c.seq)
-        )
-    ]
+    summary["timeline"] = [dict(e._mapping) for e in await timeline_rows(conn, code)]
     summary["notices"] = [
         dict(n._mapping)
         for n in await conn.execute(

@@ -614,20 +614,14 @@ async def confirm_totp(engine: AsyncEngine, user_id: int, code: str, now: dateti
     step = _matching_step(row.totp_secret, code, now)
     if step is None:
         return False
-    async with engine.begin() as conn:
-        done = (
-            await conn.execute(
-                staff_users.update()
-                .where(
-                    staff_users.c.id == user_id,
-                    staff_users.c.totp_secret == row.totp_secret,
-                    staff_users.c.totp_enabled_at.is_(None),
-                )
-                .values(totp_enabled_at=now, totp_last_step=step)
-                .returning(staff_users.c.id)
-            )
-        ).first()
-    return done is not None
+    return await _take_step(
+        engine,
+        user_id,
+        row.totp_secret,
+        step,
+        staff_users.c.totp_enabled_at.is_(None),
+        totp_enabled_at=now,
+    )
 
 
 async def check_totp(engine: AsyncEngine, user_id: int, code: str, now: datetime) -> bool:
@@ -643,20 +637,34 @@ async def check_totp(engine: AsyncEngine, user_id: int, code: str, now: datetime
     step = _matching_step(row.totp_secret, code, now)
     if step is None:
         return False
+    return await _take_step(
+        engine,
+        user_id,
+        row.totp_secret,
+        step,
+        staff_users.c.totp_enabled_at.is_not(None),
+        sa.or_(staff_users.c.totp_last_step.is_(None), staff_users.c.totp_last_step < step),
+    )
+
+
+async def _take_step(
+    engine: AsyncEngine,
+    user_id: int,
+    secret: str,
+    step: int,
+    *conditions: Any,
+    **values: Any,
+) -> bool:
+    """Record ``step`` as the last accepted one if the secret is still ``secret`` and
+    ``conditions`` hold (one conditional update: racing requests cannot both pass)."""
     async with engine.begin() as conn:
         done = (
             await conn.execute(
                 staff_users.update()
                 .where(
-                    staff_users.c.id == user_id,
-                    staff_users.c.totp_secret == row.totp_secret,
-                    staff_users.c.totp_enabled_at.is_not(None),
-                    sa.or_(
-                        staff_users.c.totp_last_step.is_(None),
-                        staff_users.c.totp_last_step < step,
-                    ),
+                    staff_users.c.id == user_id, staff_users.c.totp_secret == secret, *conditions
                 )
-                .values(totp_last_step=step)
+                .values(totp_last_step=step, **values)
                 .returning(staff_users.c.id)
             )
         ).first()

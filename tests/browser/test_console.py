@@ -47,8 +47,9 @@ def log_in_and_read_the_queue(
             page.get_by_role("button", name="Đăng nhập").click()
             expect(page).to_have_url(f"{base}/console/reports")
             expect(page.get_by_role("heading", name="Phản ánh của người dân")).to_be_visible()
-            row = page.get_by_test_id("report").filter(has_text=number)
-            expect(row).to_contain_text(CODE)
+            group = page.get_by_test_id("group").filter(has_text=number)
+            expect(group).to_contain_text(CODE)  # reports are grouped under their dossier
+            row = group.get_by_test_id("report")
             expect(row).to_contain_text("Báo kết thúc sai")
             text = row.inner_text()
             page.get_by_role("button", name="Đăng xuất").click()

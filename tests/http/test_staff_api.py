@@ -24,6 +24,7 @@ from gateway.storage import reports as report_store
 from gateway.storage.db import Database
 from gateway.storage.staff import add_user, disable_user
 from gateway.storage.tables import chat_messages, handoffs, notices, report_transitions, reports
+from tests.console_helpers import Clock
 from tests.staff_helpers import (
     empty_staff_tables,
     queued_jobs,
@@ -58,16 +59,6 @@ PROBLEMS = {
 }
 DELIVER = "gateway.processes.jobs.deliver_batch"
 CHAT_SEND = "gateway.processes.jobs.chat_send"
-
-
-class Clock:
-    """The gateway's clock, moved by the test."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> float:
-        return self.at.timestamp()
 
 
 @dataclasses.dataclass

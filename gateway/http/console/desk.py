@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Final, cast
 from urllib.parse import parse_qsl, urlencode
@@ -314,12 +314,13 @@ def _shift(month: str, by: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-async def _agency_items(
-    request: web.Request, month: str
+async def _month_items(
+    request: web.Request, month: str, table: Callable[..., Awaitable[list[dict[str, Any]]]]
 ) -> tuple[statistics.MonthRange, list[dict[str, Any]]]:
+    """One month of ``table`` (the agency or the officer statistics) for the desk."""
     settings = request.config_dict[SETTINGS]
     span = statistics.MonthRange.parse(month, None, None)  # ValidationFailed for a bad month
-    items = await statistics.agency_statistics(
+    items = await table(
         request.config_dict[DATABASE].reader,
         span,
         threshold=settings.audit.late_rate_threshold,
@@ -327,6 +328,12 @@ async def _agency_items(
         tz=settings.tz,
     )
     return span, items
+
+
+async def _agency_items(
+    request: web.Request, month: str
+) -> tuple[statistics.MonthRange, list[dict[str, Any]]]:
+    return await _month_items(request, month, statistics.agency_statistics)
 
 
 @routes.get("/audit/agencies", name="audit_agencies")
@@ -721,16 +728,7 @@ def _file_part(value: str) -> str:
 async def _officer_items(
     request: web.Request, month: str
 ) -> tuple[statistics.MonthRange, list[dict[str, Any]]]:
-    settings = request.config_dict[SETTINGS]
-    span = statistics.MonthRange.parse(month, None, None)  # ValidationFailed for a bad month
-    items = await statistics.officer_statistics(
-        request.config_dict[DATABASE].reader,
-        span,
-        threshold=settings.audit.late_rate_threshold,
-        now=now_of(request).astimezone(UTC),
-        tz=settings.tz,
-    )
-    return span, items
+    return await _month_items(request, month, statistics.officer_statistics)
 
 
 @routes.get("/audit/officers", name="audit_officers")

@@ -23,6 +23,7 @@ from gateway.domain.phones import mask_phone
 from gateway.errors import FieldError, NotFound, ValidationFailed
 from gateway.http.console.auth import audit, current_user, now_of, page
 from gateway.http.keys import CALENDAR, DATABASE, QUEUE, SETTINGS
+from gateway.http.staff import take_phone_report
 from gateway.storage import report_queue
 from gateway.storage import reports as report_store
 from gateway.storage import staff as staff_store
@@ -325,19 +326,13 @@ async def _store(
     agency_code: str | None,
     agency_name: str | None,
 ) -> tuple[report_store.ReportRow, list[str]]:
-    settings = request.config_dict[SETTINGS]
-    return await report_store.create_report(
-        request.config_dict[DATABASE].writer,
+    return await take_phone_report(
+        request,
+        user,
         kind=taken.kind,
-        source="phone",
         dossier_code=taken.dossier_code,
         description=taken.description,
-        zalo_user_id=None,
         phone_e164=taken.phone_e164,
-        calendar=request.config_dict[CALENDAR],
-        answer_working_days=settings.chat.report_answer_working_days,
-        now=now_of(request),
-        actor=user.actor,
         agency_code=agency_code,
         agency_name=agency_name,
     )
