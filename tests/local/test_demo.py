@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,7 +16,10 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from http.cookiejar import CookieJar
 from pathlib import Path
+from urllib.parse import urlencode
+from urllib.request import HTTPCookieProcessor, build_opener
 
 import pytest
 
@@ -205,3 +209,54 @@ def test_a_signal_stops_every_process_the_demo_started(
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_the_demo_prints_console_logins_that_work(tmp_path: Path, demo_env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "demo", "--dossiers", "6", "--delay", "0"],
+        cwd=tmp_path,
+        env=demo_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 150
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Everything keeps running") or time.monotonic() > deadline:
+                break
+        output = "".join(lines)
+        console = re.search(r"The staff console \(.*\): (http://\S+/console/)", output)
+        logins = dict(
+            re.findall(r"^  (?:hotline|auditor|admin)\s+(demo-\w+) / (\S+)$", output, re.M)
+        )
+        assert console is not None, output[-3000:]
+        assert set(logins) == {"demo-hotline", "demo-auditor", "demo-admin"}, output[-3000:]
+        browser = build_opener(HTTPCookieProcessor(CookieJar()))  # a person's browser
+        base = console.group(1)
+        form = browser.open(base + "login", timeout=10).read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        fields = {
+            "username": "demo-hotline",
+            "password": logins["demo-hotline"],
+            "csrf_token": token.group(1),
+        }
+        with browser.open(base + "login", urlencode(fields).encode(), timeout=10) as landed:
+            assert landed.url.endswith("/console/reports"), landed.url
+        # The citizen's report, which the demo's hotline officer resolved.
+        done = browser.open(base + "reports?status=resolved", timeout=10).read().decode()
+        assert "PA-" in done and "Báo kết thúc sai" in done
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
