@@ -69,7 +69,7 @@ def _env(
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": PREFIX,
-        "EVENT_SOURCES": "bench:bench-secret-0123456789",
+        "EVENT_SOURCES": "bench:bench-secret-0123456789abcdef01234567",
         "HTTP_PORT": str(port),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "ZALO_APP_ID": zalo.app_id,

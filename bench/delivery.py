@@ -24,11 +24,11 @@ from redis import Redis
 from rq import Queue
 
 from bench.common import wait_http
-from gateway.http.signing import signed_headers
+from gateway.http.signing import signed_headers_v2
 from gateway.local.redis_server import free_port
 from gateway.local.simulator import OneStopShop
 
-SOURCE, SECRET = "bench", "bench-secret-0123456789"
+SOURCE, SECRET = "bench", "bench-secret-0123456789abcdef01234567"
 
 
 def noop() -> None:
@@ -75,7 +75,7 @@ def _env(database_url: str, redis_url: str, prefix: str, port: int, esms: int) -
         "ESMS_API_KEY": "bench",
         "ESMS_SECRET_KEY": "bench",
         "ESMS_BRANDNAME": "BENCH",
-        "SMS_WEBHOOK_SECRET": "bench-receipts",
+        "SMS_WEBHOOK_SECRET": "bench-receipts-0123456789abcdef0123",
         "SMS_RATE_PER_SECOND": "10000",
         "QUIET_HOURS": "",
         "LOG_LEVEL": "WARNING",
@@ -111,7 +111,9 @@ async def _post_all(base: str, bodies: list[dict[str, Any]], size: int = 500) ->
     async with aiohttp.ClientSession(base) as session:
         for start in range(0, len(bodies), size):
             raw = json.dumps({"events": bodies[start : start + size]}, ensure_ascii=False).encode()
-            headers = signed_headers(SOURCE, SECRET, raw, time.time())
+            headers = signed_headers_v2(
+                SOURCE, SECRET, "POST", "/v1/events/batch", raw, time.time()
+            )
             headers["Content-Type"] = "application/json"
             async with session.post("/v1/events/batch", data=raw, headers=headers) as response:
                 answer = await response.json()
@@ -174,7 +176,7 @@ async def _light_load(base: str, events: list[dict[str, Any]], rate: float) -> d
     async with aiohttp.ClientSession(base) as session:
         for body in events:
             raw = json.dumps(body, ensure_ascii=False).encode()
-            headers = signed_headers(SOURCE, SECRET, raw, time.time())
+            headers = signed_headers_v2(SOURCE, SECRET, "POST", "/v1/events", raw, time.time())
             headers["Content-Type"] = "application/json"
             async with session.post("/v1/events", data=raw, headers=headers) as response:
                 assert response.status == 202, await response.text()

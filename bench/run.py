@@ -45,12 +45,12 @@ import phonenumbers
 from bench import audit, chat, delivery
 from bench.common import wait_http
 from gateway.domain.phones import normalize_phone
-from gateway.http.signing import signed_headers
+from gateway.http.signing import signed_headers_v2
 from gateway.local.redis_server import PrivateRedis, free_port, reachable
 from gateway.local.simulator import OneStopShop
 
 HERE = Path(__file__).resolve().parent
-SOURCE, SECRET = "bench", "bench-secret-0123456789"
+SOURCE, SECRET = "bench", "bench-secret-0123456789abcdef01234567"
 CONNECTIONS = 64
 
 
@@ -133,7 +133,7 @@ def write_requests(path: Path, events: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as out:
         for body in events:
             raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-            headers = signed_headers(SOURCE, SECRET, raw.encode(), now)
+            headers = signed_headers_v2(SOURCE, SECRET, "POST", "/v1/events", raw.encode(), now)
             out.write(f"{headers['X-Timestamp']}\t{headers['X-Signature']}\t{raw}\n")
 
 
@@ -191,7 +191,9 @@ async def _post_batches(base: str, events: list[dict[str, Any]], size: int) -> f
         started = time.perf_counter()
 
         async def post(raw: bytes) -> None:
-            headers = signed_headers(SOURCE, SECRET, raw, time.time())
+            headers = signed_headers_v2(
+                SOURCE, SECRET, "POST", "/v1/events/batch", raw, time.time()
+            )
             headers["Content-Type"] = "application/json"
             async with session.post("/v1/events/batch", data=raw, headers=headers) as response:
                 answer = await response.json()

@@ -33,6 +33,8 @@ class Metrics:
         )
         self.requests = Histogram(
             "tthc_http_request_seconds",
+            # The route label is the route's pattern (ops.timing_middleware), never the
+            # path: /webhooks/sms/{provider}/{secret} must not put the secret here.
             "HTTP request duration, by route and status class",
             ["route", "status"],
             registry=self.registry,

@@ -33,6 +33,16 @@ DEFAULT_LADDER_FILE = Path(__file__).resolve().parent / "data" / "sanction_ladde
 # the kinds are those of gateway.domain.reports.KINDS (a test keeps the two equal).
 REPORT_SLA_DEFAULTS: Mapping[str, int] = {"false_closure": 3, "problem": 5}
 _SLA_DAYS_MAX = 60
+# Secrets the gateway itself relies on (not vendor-issued credentials) must be at least
+# this long and must not be a value copied from the documentation (check_secrets()).
+MIN_SECRET_LENGTH = 32
+EXAMPLE_SECRETS = frozenset({"change-me-to-a-long-random-secret"})
+# CHAT_HOTLINE: up to 20 characters, digits separated by dots, spaces or hyphens.
+_HOTLINE = re.compile(r"\+?[0-9](?:[0-9]|[ .-](?=[0-9])){1,19}")
+_OA_NAME_MAX = 60
+# What citizens are told when CHAT_HOTLINE / OA_NAME are not set (gateway.texts uses them too).
+DEFAULT_HOTLINE = "1022"
+DEFAULT_OA_NAME = "Trung tâm Phục vụ hành chính công"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +134,11 @@ class ChatSettings:
     report_sla_working_days: Mapping[str, int] = field(
         default_factory=lambda: dict(REPORT_SLA_DEFAULTS)
     )
-    # Shown to citizens as the number to call (the provincial hotline).
-    hotline: str = "1022"
+    # Shown to citizens as the number to call in every SMS, OA and web text (CHAT_HOTLINE,
+    # e.g. Đồng Nai's "0251.1022"): digits with dots, spaces or hyphens, GSM-7 safe.
+    hotline: str = DEFAULT_HOTLINE
+    # The OA's display name on Zalo, as citizens search for it (OA_NAME): "Zalo OA <name>".
+    oa_name: str = DEFAULT_OA_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +171,8 @@ class Settings:
     quiet_hours: QuietHours | None = None
     time_zone: str = "Asia/Ho_Chi_Minh"
     clock_skew_seconds: int = 300
+    # The first signature form (sha256=, body only), for POST; on until integrators move to v2=.
+    accept_v1_signatures: bool = True
     max_body_bytes: int = 1_048_576
     max_batch_events: int = 500
     holiday_overrides_file: Path | None = None
@@ -183,11 +198,27 @@ class Settings:
     # runs every few seconds, puts back notices older than the grace.
     delivery_lease_seconds: int = 120
     relay_grace_seconds: int = 30
+    # Bearer token for /metrics and the detail of /readyz; empty: /metrics is off.
+    ops_token: str = ""
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
+
+    def check_secrets(self) -> None:
+        """Refuse weak secrets of our own: shorter than ``MIN_SECRET_LENGTH`` or an example.
+
+        Called when ``tthc serve`` and ``tthc worker`` start, not when settings are read,
+        so tools and tests may use short ones. Covers the secrets the gateway chooses
+        (event sources, the receipt path, the ops token); vendor-issued credentials
+        (eSMS, SpeedSMS, Zalo) are the vendor's to shape. The error names the variable
+        (and the source id), never the value.
+        """
+        for source_id, secret in self.event_sources.items():
+            _check_secret("EVENT_SOURCES", secret, f"the secret of source {source_id!r}")
+        _check_secret("SMS_WEBHOOK_SECRET", self.sms_webhook_secret, "the receipt path secret")
+        _check_secret("OPS_TOKEN", self.ops_token, "the operations token")
 
     @classmethod
     def from_env(
@@ -255,6 +286,7 @@ class Settings:
             quiet_hours=_quiet_hours(get("QUIET_HOURS", "21:00-07:00")),
             time_zone=time_zone,
             clock_skew_seconds=_int(env, "CLOCK_SKEW_SECONDS", 300, low=1, high=3600),
+            accept_v1_signatures=_bool(env, "ACCEPT_V1_SIGNATURES", True),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, low=1024, high=64 << 20),
             max_batch_events=_int(env, "MAX_BATCH_EVENTS", 500, low=1, high=5000),
             holiday_overrides_file=overrides_path,
@@ -292,7 +324,8 @@ class Settings:
                     env, "REPORT_ANSWER_WORKING_DAYS", 5, low=1, high=60
                 ),
                 report_sla_working_days=_sla_days(get("REPORT_SLA_WORKING_DAYS")),
-                hotline=get("CHAT_HOTLINE", "1022"),
+                hotline=_hotline(get("CHAT_HOTLINE") or DEFAULT_HOTLINE),
+                oa_name=_oa_name(get("OA_NAME") or DEFAULT_OA_NAME),
             ),
             public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/")
             or f"http://{get('HTTP_HOST', '127.0.0.1')}:{get('HTTP_PORT', '8080')}",
@@ -304,7 +337,20 @@ class Settings:
             delivery_lease_seconds=_int(env, "DELIVERY_LEASE_SECONDS", 120, low=1, high=3600),
             relay_grace_seconds=_int(env, "RELAY_GRACE_SECONDS", 30, low=0, high=3600),
             audit=_audit(env),
+            ops_token=get("OPS_TOKEN"),
             env=dict(env),
+        )
+
+
+def _check_secret(variable: str, value: str, what: str) -> None:
+    """Raise ConfigError for a set secret that is short or an example; unset passes."""
+    if not value:
+        return
+    if value in EXAMPLE_SECRETS:
+        raise ConfigError(variable, f"{what} is the example value; generate one (see README)")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            variable, f"{what} is shorter than {MIN_SECRET_LENGTH} characters ({len(value)})"
         )
 
 
@@ -380,6 +426,21 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise ConfigError(name, f"must be between {low} and {high}, got {value}")
     return value
+
+
+def _hotline(raw: str) -> str:
+    """CHAT_HOTLINE as printed in SMS: a short number, so every text keeps its budget."""
+    if not _HOTLINE.fullmatch(raw):
+        raise ConfigError("CHAT_HOTLINE", f"must be a phone number like 0251.1022, got {raw!r}")
+    return raw
+
+
+def _oa_name(raw: str) -> str:
+    """OA_NAME: one line of at most 60 characters (it is in every SMS's last sentence)."""
+    name = " ".join(raw.split())
+    if len(name) > _OA_NAME_MAX:
+        raise ConfigError("OA_NAME", f"must be at most {_OA_NAME_MAX} characters")
+    return name
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 
 from gateway.domain.phones import mask_phone
+from gateway.logs import redact_secret_paths
 from providers.base import Receipt, SmsAccepted, SmsMessage
 
 NAME = "log"
@@ -45,7 +46,8 @@ class LogProvider:
                 "notice_id": message.notice_id,
                 "request_id": message.request_id,
                 "provider_message_id": message_id,
-                "callback_url": callback_url,
+                # The receipt URL ends with SMS_WEBHOOK_SECRET: never logged whole.
+                "callback_url": redact_secret_paths(callback_url) if callback_url else None,
             },
         )
         return SmsAccepted(NAME, message_id)

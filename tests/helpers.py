@@ -13,11 +13,15 @@ import asyncpg
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from gateway.http.signing import signed_headers
+from gateway.http.signing import signed_headers, signed_headers_v2
 from gateway.settings import Settings
 from gateway.storage.db import parse_database_url
 
-SOURCES = {"onestop": "s3cret-onestop", "dvc": "0ther-secret-dvc"}
+# Long enough for `tthc serve`/`tthc worker`, which refuse secrets under 32 characters.
+SOURCES = {
+    "onestop": "s3cret-onestop-4f1c9a7e2b8d6035e1a4",
+    "dvc": "0ther-secret-dvc-9b2e7d4a1c6f3850b7",
+}
 CODE = "000.00.12.H19-240401-0001"
 
 DOSSIER: dict[str, Any] = {
@@ -109,7 +113,7 @@ class Gateway:
         return response.status, await response.json()
 
     async def get(self, path: str, source: str = "onestop") -> tuple[int, Any]:
-        headers = signed_headers(source, SOURCES[source], b"", time.time())
+        headers = signed_headers_v2(source, SOURCES[source], "GET", path, b"", time.time())
         response = await self.client.get(path, headers=headers)
         return response.status, await response.json()
 

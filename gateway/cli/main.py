@@ -14,10 +14,11 @@ import time
 from collections.abc import Sequence
 
 import aiohttp
+from yarl import URL
 
 from gateway import __version__
 from gateway.errors import ConfigError
-from gateway.http.signing import signed_headers
+from gateway.http.signing import signed_headers_v2
 from gateway.logs import configure as configure_logging
 from gateway.settings import Settings
 
@@ -50,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop after posting and checking (exit status 1 if a part is broken)",
     )
+    demo.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="use a database or Redis that is not on this machine (refused by default)",
+    )
 
     phones = sub.add_parser("phones", help="normalise phone numbers (one per line)", add_help=False)
     phones.add_argument("args", nargs=argparse.REMAINDER)
@@ -61,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="rebuild the violations ledger", add_help=False)
     audit.add_argument("args", nargs=argparse.REMAINDER)
+
+    retention = sub.add_parser(
+        "retention", help="erase personal data older than RETENTION_DAYS", add_help=False
+    )
+    retention.add_argument("args", nargs=argparse.REMAINDER)
 
     officers = sub.add_parser("officers", help="import the officer directory", add_help=False)
     officers.add_argument("args", nargs=argparse.REMAINDER)
@@ -132,8 +143,13 @@ async def _get(
     if not secret:
         print(f"tthc: no secret for source {source!r}", file=sys.stderr)
         return 2
-    headers = signed_headers(source, secret, b"", time.time())
-    async with aiohttp.ClientSession(base) as session, session.get(path, headers=headers) as r:
+    if not path.startswith("/"):
+        print("tthc: the path must start with /, e.g. /v1/dossiers/<code>", file=sys.stderr)
+        return 2
+    # Quote once, sign the target exactly as it will go on the wire (v2 binds it).
+    target = URL(base.rstrip("/") + path)
+    headers = signed_headers_v2(source, secret, "GET", target.raw_path_qs, b"", time.time())
+    async with aiohttp.ClientSession() as session, session.get(target, headers=headers) as r:
         body = await r.json(content_type=None)
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return 0 if r.status < 400 else 1
@@ -158,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.cli import audit as audit_cli
 
         return audit_cli.main(argv[1:], _settings)
+    if argv[:1] == ["retention"]:
+        from gateway.cli import retention as retention_cli
+
+        return retention_cli.main(argv[1:], _settings)
     if argv[:1] == ["officers"]:
         from gateway.cli import officers as officers_cli
 
@@ -177,7 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from gateway.local import demo
 
-        return demo.main(settings, dossiers=args.dossiers, delay=args.delay, stay=not args.exit)
+        return demo.main(
+            settings,
+            dossiers=args.dossiers,
+            delay=args.delay,
+            stay=not args.exit,
+            allow_remote=args.allow_remote,
+        )
     if args.command == "zalo":
         token = (args.token or sys.stdin.readline()).strip()
         return asyncio.run(_set_refresh_token(settings, token))

@@ -2,7 +2,8 @@
 
 ``tthc templates preview apology`` renders the kind with diacritics (judged against the
 Unicode segment budget) and unaccented (judged against the GSM-7 budget), and says what
-the shortening rules removed to make it fit.
+the shortening rules removed to make it fit. ``--hotline 0251.1022 --oa-name "…"``
+previews with the province's ``CHAT_HOTLINE`` and ``OA_NAME`` (defaults: the gateway's).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.cli.streams import utf8
 from gateway.errors import ValidationFailed
-from gateway.settings import DEFAULT_TEMPLATES_DIR
+from gateway.settings import DEFAULT_HOTLINE, DEFAULT_OA_NAME, DEFAULT_TEMPLATES_DIR
 from gateway.texts.sms import KINDS, REQUIRED_PARAMS, render_sms
 from gateway.texts.templates import Texts
 
@@ -92,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--params", type=Path, help="JSON object merged over the sample params")
     preview.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES_DIR)
     preview.add_argument("--zone", default="Asia/Ho_Chi_Minh", help="time zone of the dates")
+    preview.add_argument(
+        "--hotline", default=DEFAULT_HOTLINE, help="the number texts name (CHAT_HOTLINE)"
+    )
+    preview.add_argument(
+        "--oa-name", default=DEFAULT_OA_NAME, help="the OA's display name (OA_NAME)"
+    )
     return parser
 
 
@@ -118,7 +125,7 @@ def preview_main(argv: list[str] | None = None, stdout: TextIO | None = None) ->
             print(f"{_PROG}: {args.params} must hold a JSON object", file=sys.stderr)
             return 2
         params.update(given)
-    texts = Texts(args.templates)
+    texts = Texts(args.templates, hotline=args.hotline, oa_name=args.oa_name)
     out.write(
         f"{args.kind}, budget {args.unicode_budget} segment(s) with accents, "
         f"{args.budget} unaccented\n"

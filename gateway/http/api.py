@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.domain.codes import parse_dossier_code
 from gateway.domain.events import body_fingerprint, parse_event
 from gateway.errors import (
+    AuthenticationFailed,
     FieldError,
     GatewayError,
     MalformedInput,
@@ -27,7 +28,8 @@ from gateway.errors import (
 )
 from gateway.http.keys import CLOCK, DATABASE, METRICS, SETTINGS, TEXTS, WRITER
 from gateway.http.problems import problem_body
-from gateway.http.signing import verify
+from gateway.http.signing import SOURCE_HEADER, verify
+from gateway.http.signing import Request as SignedRequest
 from gateway.storage import queries
 from gateway.storage.ingest import Outcome, Submission
 
@@ -47,14 +49,47 @@ async def _authenticated_body(request: web.Request, *, json_body: bool) -> tuple
         )
     raw = await request.read()
     settings = request.app[SETTINGS]
-    source = verify(
-        settings.event_sources,
-        request.headers,
-        raw,
-        request.app[CLOCK](),
-        settings.clock_skew_seconds,
-    )
+    # Sign what is on the wire: the request target as received, percent-encoding and
+    # query included, so a capture cannot be replayed for another dossier or query.
+    signed = SignedRequest(request.method, request.raw_path, raw)
+    try:
+        source = verify(
+            settings.event_sources,
+            request.headers,
+            signed,
+            request.app[CLOCK](),
+            settings.clock_skew_seconds,
+            accept_v1=settings.accept_v1_signatures,
+        )
+    except AuthenticationFailed as exc:
+        _log_refusal(request, exc)
+        raise
     return source, raw
+
+
+def _log_refusal(request: web.Request, exc: AuthenticationFailed) -> None:
+    """One warning per refused signed request: the reason, never a signature or secret.
+
+    The request target is logged ASCII-escaped and truncated, since an attacker chose
+    it; the source id only when it is a configured one, for the same reason.
+    """
+    source = request.headers.get(SOURCE_HEADER, "")
+    known = source in request.app[SETTINGS].event_sources
+    log.warning(
+        "signed request refused",
+        extra={
+            "reason": exc.detail,
+            "method": request.method[:16],
+            "target": _printable(request.raw_path, 200),
+            "source": source if known else None,
+            "remote": request.remote,
+        },
+    )
+
+
+def _printable(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, anything outside ASCII escaped."""
+    return text[:limit].encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _decode(raw: bytes) -> Any:

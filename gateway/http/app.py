@@ -95,7 +95,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[METRICS] = Metrics()
-    app[TEXTS] = Texts(settings.templates_dir)
+    app[TEXTS] = Texts.for_settings(settings)
     # Loaded now so a malformed overrides file stops the start, naming the variable.
     app[CALENDAR] = WorkingCalendar(
         load_overrides(settings.holiday_overrides_file or DEFAULT_OVERRIDES_FILE),

@@ -1,8 +1,15 @@
-"""Operations endpoints: the root page, liveness, readiness (database and Redis), metrics."""
+"""Operations endpoints: the root page, liveness, readiness (database and Redis), metrics.
+
+``/metrics`` and the detail of ``/readyz`` name our dependencies, their failures and our
+traffic: they need ``Authorization: Bearer <OPS_TOKEN>``. Without the token ``/readyz``
+still answers the probe (200 ``ok`` / 503 ``unavailable``); without ``OPS_TOKEN`` set,
+``/metrics`` does not exist (404).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from urllib.parse import urlsplit
 
@@ -13,7 +20,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway import __version__
 from gateway.chat.tokens import alert_key
+from gateway.errors import BearerTokenRefused, GatewayError, NotFound
 from gateway.http.keys import DATABASE, METRICS, REDIS, SETTINGS
+from gateway.http.problems import problem_body
 from gateway.settings import DEFAULT_TEMPLATES_DIR
 from gateway.storage.db import parse_database_url
 
@@ -66,8 +75,30 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def _operator(request: web.Request) -> bool:
+    """True when the request carries the ops token; False when it carries none.
+
+    A wrong token is refused (401) rather than read as "none", so that an operator's
+    mistyped token shows up at once instead of as a quiet summary.
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        return False
+    token = request.app[SETTINGS].ops_token
+    scheme, _, given = header.partition(" ")
+    if (
+        token
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    ):
+        return True
+    raise BearerTokenRefused("a wrong operations token")
+
+
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    """Ready or not; the detail (which check failed, operator alerts) with the ops token."""
+    operator = _operator(request)
     checks: dict[str, str] = {}
 
     async def database() -> None:
@@ -84,6 +115,10 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as exc:  # any failure means "not ready"; say which
             checks[name] = f"unavailable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
+    if not operator:
+        return web.json_response(
+            {"status": "ok" if ready else "unavailable"}, status=200 if ready else 503
+        )
     body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
     alerts = await _alerts(request)
     if alerts:
@@ -105,6 +140,11 @@ async def _alerts(request: web.Request) -> dict[str, str]:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text, for a scraper holding the ops token; off without OPS_TOKEN."""
+    if not request.app[SETTINGS].ops_token:
+        raise NotFound("metrics are off: set OPS_TOKEN to scrape them")
+    if not _operator(request):
+        raise BearerTokenRefused("the operations token is required")
     return web.Response(
         body=request.app[METRICS].render(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
@@ -122,8 +162,13 @@ async def timing_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except GatewayError as exc:  # answered by the problem middleware around this one
+        status = problem_body(exc, "")[0]
+        raise
     finally:
         resource = request.match_info.route.resource
+        # The route's pattern, never the path: /webhooks/sms/{provider}/{secret} keeps
+        # the receipt secret out of the metrics, and labels stay few.
         route = resource.canonical if resource is not None else "unmatched"
         request.app[METRICS].requests.labels(route, f"{status // 100}xx").observe(
             time.perf_counter() - started

@@ -21,6 +21,7 @@ from gateway.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from gateway.logs import redact_secret_paths
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,11 @@ def problem_body(error: GatewayError, instance: str) -> tuple[int, dict[str, Any
     return status, body
 
 
+def _instance(request: web.Request) -> str:
+    """The request's path for answers and logs, without the SMS receipt path secret."""
+    return redact_secret_paths(request.path)
+
+
 def problem_response(error: GatewayError, instance: str) -> web.Response:
     status, body = problem_body(error, instance)
     response = web.json_response(body, status=status, content_type=PROBLEM_TYPE)
@@ -89,20 +95,22 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except GatewayError as exc:
-        return problem_response(exc, request.path)
+        return problem_response(exc, _instance(request))
     except web.HTTPRequestEntityTooLarge as exc:
-        return problem_response(PayloadTooLarge(exc.text or "the body is too large"), request.path)
+        return problem_response(
+            PayloadTooLarge(exc.text or "the body is too large"), _instance(request)
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _http_problem(exc, request.path)
+        return _http_problem(exc, _instance(request))
     except Exception:
-        log.exception("unhandled error", extra={"path": request.path})
+        log.exception("unhandled error", extra={"path": _instance(request)})
         body = {
             "type": "urn:tthc:problem:internal",
             "title": "Internal error",
             "status": 500,
             "detail": "an unexpected error happened; it was logged",
-            "instance": request.path,
+            "instance": _instance(request),
         }
         return web.json_response(body, status=500, content_type=PROBLEM_TYPE)

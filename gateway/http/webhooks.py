@@ -3,6 +3,8 @@
 SMS receipts arrive at ``/webhooks/sms/{provider}/{secret}``: the vendors sign nothing,
 so an unguessable per-install path secret (``SMS_WEBHOOK_SECRET``) is what lets a
 receipt in. Receipts are idempotent (a duplicate or late one changes nothing more).
+Nothing here logs the path, the URL or the given secret (a near miss is nearly the real
+one); problem answers show the path redacted (gateway.logs.redact_secret_paths).
 """
 
 from __future__ import annotations

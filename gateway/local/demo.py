@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import ipaddress
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import sqlalchemy as sa
@@ -42,9 +44,10 @@ from aiohttp import web
 from gateway.chat.tokens import replace_refresh_token
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.domain.phones import normalize_phone
+from gateway.errors import ConfigError
 from gateway.http.app import create_app
 from gateway.http.ops import PAGE_LINKS
-from gateway.http.signing import signed_headers
+from gateway.http.signing import signed_headers_v2
 from gateway.local.accountability import close_the_loop, console_accounts
 from gateway.local.redis_server import PrivateRedis, free_port, reachable
 from gateway.local.simulator import OneStopShop
@@ -118,7 +121,15 @@ class Demo:
         port = s.http_port if _free(s.http_host, s.http_port) else free_port()
         if port != s.http_port:
             self.say(f"· port {s.http_port} is busy; using {port}")
-        sources = s.env.get("EVENT_SOURCES") or f"{DEMO_SOURCE}:{secrets.token_hex(16)}"
+        # `tthc worker` refuses weak secrets: the operator's only when strong, else ours.
+        sources = _strong_or_fresh(
+            s.env.get("EVENT_SOURCES", ""),
+            "EVENT_SOURCES",
+            f"{DEMO_SOURCE}:{secrets.token_hex(16)}",
+        )
+        ops_token = _strong_or_fresh(
+            s.env.get("OPS_TOKEN", ""), "OPS_TOKEN", secrets.token_urlsafe(32)
+        )
         self.esms_port, self.speedsms_port = free_port(), free_port()
         self.zalo_port = free_port()
         zalo_base = f"http://127.0.0.1:{self.zalo_port}"
@@ -128,6 +139,8 @@ class Demo:
             "REDIS_URL": redis_url,
             "HTTP_PORT": str(port),
             "EVENT_SOURCES": sources,
+            # The simulated one-stop-shop signs with v2=, as integrators should.
+            "ACCEPT_V1_SIGNATURES": "false",
             "PUBLIC_BASE_URL": base,
             "SMS_PROVIDERS": "esms,speedsms",
             "ESMS_BASE_URL": f"http://127.0.0.1:{self.esms_port}",
@@ -137,7 +150,8 @@ class Demo:
             "SPEEDSMS_BASE_URL": f"http://127.0.0.1:{self.speedsms_port}",
             "SPEEDSMS_TOKEN": "demo-token",
             "SPEEDSMS_SENDER": "TTHC-DEMO",
-            "SMS_WEBHOOK_SECRET": secrets.token_hex(12),
+            "SMS_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+            "OPS_TOKEN": ops_token,
             "ZALO_APP_ID": self.zalo.app_id,
             "ZALO_APP_SECRET": self.zalo.app_secret,
             "ZALO_OA_SECRET_KEY": self.zalo.oa_secret_key,
@@ -254,6 +268,54 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(5)
 
 
+def _strong_or_fresh(configured: str, variable: str, fresh: str) -> str:
+    """The operator's ``variable`` when `tthc worker` would accept it, else ``fresh``."""
+    if not configured:
+        return fresh
+    try:
+        Settings.from_mapping({variable: configured}).check_secrets()
+    except ConfigError:
+        return fresh
+    return configured
+
+
+def remote_services(settings: Settings) -> list[str]:
+    """The variables naming a database or Redis not on this machine (host only shown).
+
+    Local: an SQLite file, a Unix socket, or a loopback host (localhost, 127.0.0.0/8,
+    ::1). The demo writes sample dossiers and deletes nothing it did not make, but a
+    shared server is no place for sample data, so it asks before using one.
+    """
+    found = []
+    for variable, url in (
+        ("DATABASE_URL", settings.database_url),
+        ("REDIS_URL", settings.redis_url),
+    ):
+        host = _remote_host(url)
+        if host is not None:
+            found.append(f"{variable} (host {host})")
+    return found
+
+
+def _remote_host(url: str) -> str | None:
+    """The host of ``url`` when it is not local; None for a local one."""
+    parts = urlsplit(url)
+    if parts.scheme.startswith(("sqlite", "unix")):
+        return None
+    host = parts.hostname or ""
+    # PostgreSQL over a Unix socket: no host, or ?host=/run/postgresql.
+    socket_dir = dict(parse_qsl(parts.query)).get("host", "")
+    if not host and (not socket_dir or socket_dir.startswith("/")):
+        return None
+    host = host or socket_dir
+    if host == "localhost":
+        return None
+    with suppress(ValueError):
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    return host
+
+
 def _free(host: str, port: int) -> bool:
     try:
         with socket.create_server((host, port)):
@@ -276,7 +338,7 @@ async def _post(
     session: aiohttp.ClientSession, source: str, secret: str, body: dict[str, Any]
 ) -> tuple[int, Any]:
     raw = json.dumps(body, ensure_ascii=False).encode()
-    headers = signed_headers(source, secret, raw, time.time())
+    headers = signed_headers_v2(source, secret, "POST", "/v1/events", raw, time.time())
     headers["Content-Type"] = "application/json"
     async with session.post("/v1/events", data=raw, headers=headers) as response:
         return response.status, await response.json()
@@ -397,8 +459,9 @@ async def _views(
 ) -> list[dict[str, Any]]:
     views = []
     for code in codes:
-        headers = signed_headers(*signer, b"", time.time())
-        async with session.get(f"/v1/dossiers/{code}", headers=headers) as response:
+        path = f"/v1/dossiers/{code}"  # a dossier code needs no percent-encoding
+        headers = signed_headers_v2(*signer, "GET", path, b"", time.time())
+        async with session.get(path, headers=headers) as response:
             views.append(await response.json())
     return views
 
@@ -463,8 +526,13 @@ def find_problems(outcome: Outcome, alerts: dict[str, Any]) -> None:
         outcome.problems.append(f"/readyz reports a {name} alert: {alert}")
 
 
-async def _alerts(base: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession(base) as session, session.get("/readyz") as response:
+async def _alerts(base: str, ops_token: str) -> dict[str, Any]:
+    """The detail of /readyz (it needs the ops token): alerts, and checks when not ready."""
+    bearer = {"Authorization": f"Bearer {ops_token}"}
+    async with (
+        aiohttp.ClientSession(base) as session,
+        session.get("/readyz", headers=bearer) as response,
+    ):
         body = await response.json()
     alerts: dict[str, Any] = body.get("alerts", {})
     if response.status != 200:
@@ -506,7 +574,7 @@ async def _show(
         )
     outcome.views = await _wait_delivered(base, signer, outcome.codes, limit=60)
     _summary(demo, outcome)
-    find_problems(outcome, await _alerts(base))
+    find_problems(outcome, await _alerts(base, settings.ops_token))
     if demo.worker is not None and demo.worker.poll() is not None:
         outcome.problems.append(f"the worker exited with status {demo.worker.returncode}")
     if outcome.problems:
@@ -527,6 +595,8 @@ async def _show(
         if user is not None:
             demo.say(f"\nChat as {user.name} (or any demo citizen) on {demo.links['zalo']}")
         demo.say(f"What runs, with every link: {base}/")
+        demo.say("Metrics and readiness detail need the ops token (OPS_TOKEN):")
+        demo.say(f'  curl -H "Authorization: Bearer {settings.ops_token}" {base}/metrics')
         demo.say(f"\nThe staff console (1022 desk, auditors, admin): {base}/console/")
         for username, password, role in await console_accounts(settings, datetime.now(UTC)):
             demo.say(f"  {role:<8} {username} / {password}")
@@ -576,8 +646,18 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(settings: Settings, *, dossiers: int, delay: float, stay: bool) -> int:
-    """``tthc demo``: returns 1 when a part of the demo is broken."""
+def main(
+    settings: Settings, *, dossiers: int, delay: float, stay: bool, allow_remote: bool = False
+) -> int:
+    """``tthc demo``: returns 1 when a part of the demo is broken, 2 when it refuses to run."""
+    remote = remote_services(settings)
+    if remote and not allow_remote:
+        print(
+            f"tthc demo: {' and '.join(remote)} not on this machine; the demo writes sample "
+            "dossiers there. Use local ones, or pass --allow-remote if that is what you want",
+            file=sys.stderr,
+        )
+        return 2
     var = Path.cwd() / "var"
     var.mkdir(parents=True, exist_ok=True)
     lock = _hold_lock(var / "demo.lock")

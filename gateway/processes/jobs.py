@@ -7,8 +7,9 @@ late dossiers, creates automatic apologies and the follow-up questions; ``chat_d
 answers one OA user's messages in order; ``chat_send`` sends staff replies;
 ``zns_receipts`` applies ZNS delivery receipts; ``audit_sweep`` audits the dossiers
 changed since its last run (verdicts, the violations ledger); ``remind_consultations``
-records the reminders owed to consulted agencies. Running any of them twice sends (or
-records) nothing twice.
+records the reminders owed to consulted agencies; ``retention`` erases the personal data
+older than ``RETENTION_DAYS`` (see gateway.storage.retention). Running any of them twice
+sends (or records, or erases) nothing twice.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, loa
 from gateway.domain.sanctions import load_ladder
 from gateway.settings import Settings
 from gateway.storage.db import create_engine
+from gateway.storage.retention import RetentionResult, run_retention
 from gateway.texts.templates import Texts
 from providers.registry import build_sms_providers
 
@@ -59,10 +61,14 @@ def _sync_redis(s: Settings) -> SyncRedis:
     return SyncRedis.from_url(s.redis_url, socket_connect_timeout=2, socket_timeout=5)
 
 
+def _texts(s: Settings) -> Texts:
+    return _texts_of(s.templates_dir, s.chat.hotline, s.chat.oa_name)
+
+
 @cache
-def _texts(directory: Path) -> Texts:
+def _texts_of(directory: Path, hotline: str, oa_name: str) -> Texts:
     # Compiled templates live as long as the worker process, not one job.
-    return Texts(directory)
+    return Texts(directory, hotline=hotline, oa_name=oa_name)
 
 
 def _calendar(s: Settings) -> WorkingCalendar:
@@ -77,7 +83,7 @@ def _calendar_of(overrides: Path | None, time_zone: str) -> WorkingCalendar:
 @asynccontextmanager
 async def _sender(s: Settings) -> AsyncIterator[Sender]:
     async with job_resources(s) as r:
-        texts = _texts(s.templates_dir)
+        texts = _texts(s)
         yield Sender(
             settings=s,
             engine=r.engine,
@@ -165,7 +171,7 @@ def sweep_deadlines() -> int:
 
 async def _drain(s: Settings, user_id: str) -> int:
     async with job_resources(s) as r:
-        conversation = Conversations(r, _texts(s.templates_dir), _calendar(s), _now)
+        conversation = Conversations(r, _texts(s), _calendar(s), _now)
         return await inbox.drain(r.redis, s, user_id, conversation.handle)
 
 
@@ -176,7 +182,7 @@ def chat_drain(user_id: str) -> int:
 
 async def _chat_send(s: Settings, message_ids: list[int]) -> int:
     async with job_resources(s) as r:
-        conversation = Conversations(r, _texts(s.templates_dir), _calendar(s), _now)
+        conversation = Conversations(r, _texts(s), _calendar(s), _now)
         return await conversation.send_stored(message_ids)
 
 
@@ -257,3 +263,17 @@ def remind_consultations() -> int:
     if done.first or done.second:
         log.info("consultation reminders", extra={"first": done.first, "second": done.second})
     return done.first + done.second
+
+
+async def _retention(s: Settings) -> RetentionResult:
+    engine = create_engine(s.database_url, writer=True, pool_size=1)
+    try:
+        return await run_retention(engine, _now(), s.retention_days)
+    finally:
+        await engine.dispose()
+
+
+def retention() -> int:
+    """Erase chat texts, raw webhook payloads and the phone numbers of closed dossiers
+    older than ``RETENTION_DAYS`` (it logs the counts). Returns how many rows changed."""
+    return sum(asyncio.run(_retention(settings())).counts().values())

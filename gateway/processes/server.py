@@ -60,8 +60,27 @@ def _child(settings: Settings) -> None:
     raise SystemExit(run_one(settings, reuse_port=True))
 
 
+def warn_about_settings(settings: Settings) -> None:
+    """Log, once at start-up, settings that weaken security on purpose for a while."""
+    if settings.accept_v1_signatures:
+        log.warning(
+            "ACCEPT_V1_SIGNATURES is on: POST requests signed with the old sha256= form "
+            "(body only, not bound to method and path) are still accepted; set it to false "
+            "once every event source signs with v2="
+        )
+
+
 def serve(settings: Settings) -> int:
-    """Run ``settings.http_workers`` processes and keep them running."""
+    """Run ``settings.http_workers`` processes and keep them running.
+
+    Weak secrets of our own (short, or an example value) stop it before anything runs.
+    """
+    try:
+        settings.check_secrets()
+    except ConfigError as exc:
+        print(f"tthc: configuration error: {exc}", file=sys.stderr)
+        return _REFUSED
+    warn_about_settings(settings)
     if settings.http_workers == 1:
         return run_one(settings)
     context = multiprocessing.get_context("spawn")

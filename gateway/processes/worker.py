@@ -3,7 +3,8 @@
 The worker is RQ's ``SimpleWorker`` (jobs run in the worker process: a job handles a
 batch of notices, so the per-job cost is spread) with RQ's scheduler for retries at a
 later time. The cron — the relay every few seconds, the audit sweep every 30 seconds, the
-deadline sweep every minute, the consultation reminders every five minutes — is RQ's
+deadline sweep every minute, the consultation reminders every five minutes, the retention
+job (erasing personal data older than ``RETENTION_DAYS``) every day — is RQ's
 ``CronScheduler`` in a child process; several workers may each run one, the jobs being
 idempotent.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import sys
 from multiprocessing.context import SpawnProcess
 
 from redis import Redis
@@ -20,6 +22,7 @@ from rq.cron import CronScheduler
 
 from gateway.chat.queue import chat_queue_name
 from gateway.delivery.queues import queue_names
+from gateway.errors import ConfigError
 from gateway.logs import configure as configure_logging
 from gateway.settings import Settings
 
@@ -29,6 +32,7 @@ RELAY_SECONDS = 5
 AUDIT_SECONDS = 30
 SWEEP_SECONDS = 60
 CONSULTATION_SECONDS = 300
+RETENTION_SECONDS = 86400
 
 
 def _cron(settings: Settings) -> None:
@@ -42,6 +46,8 @@ def _cron(settings: Settings) -> None:
     # Auditing is bookkeeping: on the bulk lane, so a long catch-up never delays a notice.
     scheduler.register(jobs.audit_sweep, queue_name=bulk, interval=AUDIT_SECONDS)
     scheduler.register(jobs.remind_consultations, queue_name=bulk, interval=CONSULTATION_SECONDS)
+    # Erasure is bookkeeping too; once a day (at start, then every 24 h) is precise enough.
+    scheduler.register(jobs.retention, queue_name=bulk, interval=RETENTION_SECONDS)
     scheduler.start()  # type: ignore[no-untyped-call]
 
 
@@ -54,7 +60,15 @@ def start_cron(settings: Settings) -> SpawnProcess:
 
 
 def run(settings: Settings, *, burst: bool = False, cron: bool = True) -> int:
-    """Work until stopped (or, with ``burst``, until the queues are empty)."""
+    """Work until stopped (or, with ``burst``, until the queues are empty).
+
+    Weak secrets of our own (short, or an example value) stop it with status 2 first.
+    """
+    try:
+        settings.check_secrets()
+    except ConfigError as exc:
+        print(f"tthc: configuration error: {exc}", file=sys.stderr)
+        return 2
     redis = Redis.from_url(settings.redis_url)
     names = [chat_queue_name(settings), *queue_names(settings)]
     queues = [Queue(name, connection=redis) for name in names]

@@ -2,8 +2,10 @@
 
 ``render_sms`` renders ``templates/sms/<kind>.txt.j2`` with the notice's params. The
 text goes out with accents (UCS-2) or without (GSM-7, through ``unaccent``), as the
-provider wants. When it takes more segments than the budget, these rules apply in order,
-each re-rendering the template with a changed context, until it fits:
+provider wants. The hotline and the OA's name are the renderer's (``Texts`` globals:
+``CHAT_HOTLINE``, ``OA_NAME``) unless the params carry their own. When the text takes
+more segments than the budget, these rules apply in order, each re-rendering the
+template with a changed context, until it fits:
 
 1. ``abbreviate``: well-known agency and document words ("Ủy ban nhân dân" → "UBND",
    see ``ABBREVIATIONS``) in the agency, procedure, pickup place, reason, documents and
@@ -14,7 +16,10 @@ each re-rendering the template with a changed context, until it fits:
 5. ``truncate``: the reason, then the status note, then the document list are cut at a
    word boundary and end in "…" ("..." unaccented), down to a few words each; a reason
    the kind does not require is dropped rather than cut to a stub, and the document
-   list keeps whole documents ("a; b; …") unless not even the first one fits.
+   list keeps whole documents ("a; b; …") unless not even the first one fits;
+6. ``drop_oa_name``: the closing line names the hotline only ("Hỏi đáp: 0251.1022."),
+   a last resort for a long ``OA_NAME`` or ``CHAT_HOTLINE`` (the citizen has the OA's
+   name from earlier messages; the number to call is never dropped).
 
 A rule is recorded in ``shortened_by`` only if it changed the text.
 
@@ -44,6 +49,7 @@ from typing import Any
 
 from gateway.domain.sms_text import Encoding, SegmentCount, segments, unaccent
 from gateway.errors import FieldError, ValidationFailed
+from gateway.settings import DEFAULT_HOTLINE, DEFAULT_OA_NAME
 from gateway.texts.templates import Texts
 
 __all__ = [
@@ -106,8 +112,8 @@ _KNOWN_PARAMS = (
 )
 _FREE_TEXT = ("reason", "documents", "pickup", "status_note")
 
-DEFAULT_HOTLINE = "1022"
-DEFAULT_OA_NAME = "Trung tâm Phục vụ hành chính công"
+# Template globals (``Texts``) unless a notice's params carry their own.
+_OVERRIDABLE = ("hotline", "oa_name")
 
 # Order does not matter: the matcher tries longer forms first.
 ABBREVIATIONS: tuple[tuple[str, str], ...] = (
@@ -270,8 +276,9 @@ def _context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:
             [FieldError(f"params.{name}", f"is required for the {kind} SMS") for name in missing],
             f"the {kind} SMS needs {', '.join(missing)}",
         )
-    context["hotline"] = context.get("hotline") or DEFAULT_HOTLINE
-    context["oa_name"] = context.get("oa_name") or DEFAULT_OA_NAME
+    for name in _OVERRIDABLE:  # absent or empty: the renderer's configured value applies
+        if not context.get(name):
+            context.pop(name, None)
     context["documents_count"] = len(context["documents"] or ())
     context["kind"] = kind
     context["zone"] = zone
@@ -429,12 +436,23 @@ def _rule_truncate(context: Context, fits: _Fits) -> Context | None:
     return context if changed else None
 
 
+# -- rule 6: the hotline alone --------------------------------------------------------
+
+
+def _rule_drop_oa_name(context: Context, fits: _Fits) -> Context | None:
+    # None in the context hides the renderer's global (``{% if oa_name %}``).
+    if "oa_name" in context and not context["oa_name"]:
+        return None
+    return {**context, "oa_name": None}
+
+
 _RULES: tuple[tuple[str, Callable[[Context, _Fits], Context | None]], ...] = (
     ("abbreviate", _rule_abbreviate),
     ("drop_procedure_name", _dropping("procedure_name")),
     ("drop_applicant_name", _dropping("applicant_name")),
     ("drop_agency_name", _dropping("agency_name")),
     ("truncate", _rule_truncate),
+    ("drop_oa_name", _rule_drop_oa_name),
 )
 
 

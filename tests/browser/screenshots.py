@@ -35,7 +35,7 @@ from playwright.sync_api import Browser, Page, ViewportSize
 from gateway.audit.ledger import audit_dossiers
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.http.app import create_app
-from gateway.http.signing import signed_headers
+from gateway.http.signing import signed_headers_v2
 from gateway.local.simulator import HEAD, OFFICERS, TZ, OneStopShop
 from gateway.settings import Settings
 from gateway.storage import migrate
@@ -105,7 +105,9 @@ async def post_traffic(base: str, source: str, secret: str, now: datetime) -> li
                 codes.append(dossier["code"])
                 for posting in shop.story(dossier):
                     raw = json.dumps(posting.body, ensure_ascii=False).encode()
-                    headers = signed_headers(source, secret, raw, time.time())
+                    headers = signed_headers_v2(
+                        source, secret, "POST", "/v1/events", raw, time.time()
+                    )
                     headers["Content-Type"] = "application/json"
                     async with session.post("/v1/events", data=raw, headers=headers) as answer:
                         if answer.status not in (200, 202):

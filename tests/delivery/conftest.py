@@ -21,7 +21,7 @@ from providers.fakes import FakeSmsCentre, create_esms_app, create_speedsms_app
 from tests.conftest import forget_queues
 from tests.helpers import Gateway
 
-WEBHOOK_SECRET = "receipts-7f3a9c1e5b"
+WEBHOOK_SECRET = "receipts-7f3a9c1e5b-2d8e4a6c0f1b3957"
 SMS_ENV = {
     "SMS_PROVIDERS": "esms,speedsms",
     "ESMS_API_KEY": "fake-key",

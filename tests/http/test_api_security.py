@@ -25,8 +25,11 @@ READERS: Final = HOTLINE | AUDITOR | ADMIN
 WRITERS: Final = HOTLINE | ADMIN
 AUDITORS: Final = AUDITOR | ADMIN
 
-# Open to anyone: the root page and the probes operators and load balancers call.
-PUBLIC: Final = {("GET", "/"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+# Open to anyone: the root page and the probes operators and load balancers call
+# (/readyz without the ops token says only "ok" or "unavailable").
+PUBLIC: Final = {("GET", "/"), ("GET", "/healthz"), ("GET", "/readyz")}
+# Operators' routes: Authorization: Bearer <OPS_TOKEN> (404 while OPS_TOKEN is unset).
+OPS: Final = {("GET", "/metrics")}
 # Signed by an event source (HMAC over the request, see the events contract).
 SIGNED: Final = {
     ("POST", "/v1/events"),
@@ -82,7 +85,7 @@ async def api(settings: Settings, aiohttp_client: Any) -> StaffApi:
 async def test_every_route_is_classified(api: StaffApi) -> None:
     app = api.client.app
     assert app is not None
-    classified = PUBLIC | SIGNED | WEBHOOKS | set(STAFF)
+    classified = PUBLIC | OPS | SIGNED | WEBHOOKS | set(STAFF)
     assert api_routes(app) == classified
 
 
@@ -93,6 +96,14 @@ async def test_signed_routes_refuse_an_unsigned_request(api: StaffApi) -> None:
         for headers in ({}, {"Authorization": f"Bearer {api.tokens['minh']}"}):
             response = await api.client.request(method, path, json={}, headers=headers)
             assert response.status == 401, (method, path, await response.text())
+
+
+async def test_ops_routes_refuse_a_caller_without_the_ops_token(api: StaffApi) -> None:
+    for method, pattern in sorted(OPS):
+        # A staff token is not the ops token either.
+        for headers in ({}, {"Authorization": f"Bearer {api.tokens['minh']}"}):
+            response = await api.client.request(method, pattern, headers=headers)
+            assert response.status in (401, 404), (method, pattern)
 
 
 async def test_webhooks_refuse_a_caller_without_their_secret(api: StaffApi) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.http.app import create_app
-from gateway.http.signing import signature, signed_headers
+from gateway.http.signing import signature, signed_headers, signed_headers_v2
 from gateway.settings import Settings
 from tests.helpers import ACTOR, CODE, SOURCES, Gateway, event
 
@@ -68,9 +68,10 @@ async def test_the_dossier_view_tells_the_whole_story(gateway: Gateway) -> None:
         | {"actor": consulted_officer},
         event("dossier.delayed", id="delay", at="2024-04-08T09:00:00+07:00"),
     )
+    path = f"/v1/dossiers/{CODE}"
     response = await gateway.client.get(
-        f"/v1/dossiers/{CODE}",
-        headers=signed_headers("onestop", SOURCES["onestop"], b"", time.time()),
+        path,
+        headers=signed_headers_v2("onestop", SOURCES["onestop"], "GET", path, b"", time.time()),
     )
     assert response.status == 200
     assert response.content_type == "application/json"
@@ -145,9 +146,10 @@ async def test_the_promised_date_survives_later_snapshots(gateway: Gateway) -> N
         # Sent with the first appointment (12/4) again, as some one-stop-shops do.
         event("dossier.finished", id="fin", at="2024-04-15T09:00:00+07:00"),
     )
+    path = f"/v1/dossiers/{CODE}"
     response = await gateway.client.get(
-        f"/v1/dossiers/{CODE}",
-        headers=signed_headers("onestop", SOURCES["onestop"], b"", time.time()),
+        path,
+        headers=signed_headers_v2("onestop", SOURCES["onestop"], "GET", path, b"", time.time()),
     )
     view = await response.json()
     assert view["due_at"] == "2024-04-17T17:00:00+07:00"
@@ -179,7 +181,8 @@ async def test_an_unknown_dossier_is_404(gateway: Gateway) -> None:
     await post_ok(gateway, event("dossier.received"))
     path = "/v1/dossiers/000.00.12.H19-240401-0002"
     response = await gateway.client.get(
-        path, headers=signed_headers("onestop", SOURCES["onestop"], b"", time.time())
+        path,
+        headers=signed_headers_v2("onestop", SOURCES["onestop"], "GET", path, b"", time.time()),
     )
     problem = await response.json()
     assert_problem(response, problem, 404, "not-found", path)
@@ -199,7 +202,8 @@ async def test_an_unknown_dossier_is_404(gateway: Gateway) -> None:
 async def test_a_malformed_code_is_422(gateway: Gateway, code: str) -> None:
     path = f"/v1/dossiers/{code}"
     response = await gateway.client.get(
-        path, headers=signed_headers("onestop", SOURCES["onestop"], b"", time.time())
+        path,
+        headers=signed_headers_v2("onestop", SOURCES["onestop"], "GET", path, b"", time.time()),
     )
     problem = await response.json()
     assert_problem(response, problem, 422, "validation", path)

@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
 from pathlib import Path
+from urllib.error import HTTPError
 from urllib.parse import urlencode
-from urllib.request import HTTPCookieProcessor, build_opener
+from urllib.request import HTTPCookieProcessor, Request, build_opener
 
 import pytest
 
@@ -250,6 +251,91 @@ def test_the_demo_prints_console_logins_that_work(tmp_path: Path, demo_env: dict
         # The citizen's report, which the demo's hotline officer resolved.
         done = browser.open(base + "reports?status=resolved", timeout=10).read().decode()
         assert "PA-" in done and "Báo kết thúc sai" in done
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("database_url", "redis", "remote"),
+    [
+        ("sqlite:///var/tthc.sqlite3", "redis://127.0.0.1:6379/0", []),
+        ("postgresql://tthc:pw@localhost/tthc", "unix:///run/redis.sock", []),
+        ("postgresql://tthc@[::1]:5432/tthc", "redis://127.0.0.2:6380/1", []),
+        ("postgresql:///tthc?host=/run/postgresql", "redis://localhost/0", []),
+        (
+            "postgresql://tthc:pw@db.example.org/tthc",
+            "rediss://:pw@10.0.0.5:6380/0",
+            ["DATABASE_URL (host db.example.org)", "REDIS_URL (host 10.0.0.5)"],
+        ),
+    ],
+)
+def test_what_counts_as_local(database_url: str, redis: str, remote: list[str]) -> None:
+    from gateway.local.demo import remote_services
+    from gateway.settings import Settings
+
+    settings = Settings.from_mapping({"DATABASE_URL": database_url, "REDIS_URL": redis})
+    assert remote_services(settings) == remote
+
+
+def test_a_database_or_redis_elsewhere_is_refused_unless_allowed(
+    tmp_path: Path, demo_env: dict[str, str]
+) -> None:
+    remote_db = "postgresql://tthc:db-password@db.tthc-demo.invalid:5432/tthc"
+    env = {**demo_env, "DATABASE_URL": remote_db}
+    refused = demo(tmp_path, env, "--exit", "--dossiers", "6")
+    assert refused.returncode == 2
+    assert "DATABASE_URL (host db.tthc-demo.invalid)" in refused.stderr
+    assert "--allow-remote" in refused.stderr and "db-password" not in refused.stderr
+    assert not (tmp_path / "var").exists()  # nothing was started or written
+    refused = demo(tmp_path, {**demo_env, "REDIS_URL": "redis://redis.tthc-demo.invalid/0"})
+    assert refused.returncode == 2 and "REDIS_URL (host redis.tthc-demo.invalid)" in refused.stderr
+    # Allowed, it goes on (and fails later only because that host does not exist).
+    allowed = demo(tmp_path, env, "--exit", "--dossiers", "6", "--allow-remote")
+    assert "not on this machine" not in allowed.stderr
+    assert (tmp_path / "var" / "demo.log").exists()
+    assert allowed.returncode != 0
+
+
+def test_the_demo_prints_a_metrics_line_with_its_own_ops_token(
+    tmp_path: Path, demo_env: dict[str, str]
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "demo", "--dossiers", "6", "--delay", "0"],
+        cwd=tmp_path,
+        env={**demo_env, "OPS_TOKEN": "too-short"},  # weak: the demo makes its own
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 150
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Everything keeps running") or time.monotonic() > deadline:
+                break
+        output = "".join(lines)
+        curl = re.search(r'curl -H "Authorization: Bearer (\S+)" (http://\S+/metrics)', output)
+        assert curl is not None, output[-3000:]
+        token, url = curl.groups()
+        assert len(token) >= 32 and token != "too-short"
+        assert "THE DEMO IS BROKEN" not in output
+        opener = build_opener()
+        with opener.open(Request(url, headers={"Authorization": f"Bearer {token}"})) as answer:
+            assert "tthc_http_request_seconds" in answer.read().decode()
+        with pytest.raises(HTTPError) as refused:
+            opener.open(url, timeout=10)
+        refused.value.close()
+        assert refused.value.code == 401
     finally:
         process.send_signal(signal.SIGINT)
         try:

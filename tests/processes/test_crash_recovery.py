@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.http.signing import signed_headers
+from gateway.http.signing import signed_headers, signed_headers_v2
 from gateway.local.redis_server import free_port
 from gateway.local.simulator import OneStopShop
 from gateway.settings import Settings
@@ -97,8 +97,9 @@ async def _play(base: str, stories: list[list[dict[str, Any]]], answered: dict[s
 
 
 async def _dossier(session: aiohttp.ClientSession, base: str, code: str) -> dict[str, Any]:
-    headers = signed_headers("onestop", SOURCES["onestop"], b"", time.time())
-    async with session.get(f"{base}/v1/dossiers/{code}", headers=headers) as response:
+    path = f"/v1/dossiers/{code}"
+    headers = signed_headers_v2("onestop", SOURCES["onestop"], "GET", path, b"", time.time())
+    async with session.get(f"{base}{path}", headers=headers) as response:
         assert response.status == 200, code
         body: dict[str, Any] = await response.json()
         return body
@@ -181,8 +182,9 @@ def _unique(story: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def _dossier_or_none(
     session: aiohttp.ClientSession, base: str, code: str
 ) -> dict[str, Any] | None:
-    headers = signed_headers("onestop", SOURCES["onestop"], b"", time.time())
-    async with session.get(f"{base}/v1/dossiers/{code}", headers=headers) as response:
+    path = f"/v1/dossiers/{code}"
+    headers = signed_headers_v2("onestop", SOURCES["onestop"], "GET", path, b"", time.time())
+    async with session.get(f"{base}{path}", headers=headers) as response:
         if response.status == 404:
             return None
         assert response.status == 200

@@ -29,7 +29,14 @@ from gateway.texts.templates import Texts
 ROOT = Path(__file__).resolve().parents[2]
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 CODE = "000.00.12.H19-240401-0001"
-RULES = ("abbreviate", "drop_procedure_name", "drop_applicant_name", "drop_agency_name", "truncate")
+RULES = (
+    "abbreviate",
+    "drop_procedure_name",
+    "drop_applicant_name",
+    "drop_agency_name",
+    "truncate",
+    "drop_oa_name",
+)
 
 # Abbreviates to "CN VPĐKĐĐ huyện Long Thành, Sở TN&MT Đồng Nai"; the other has no
 # well-known words, so only dropping it helps.
@@ -227,10 +234,17 @@ def test_the_rules_apply_in_order_and_stop_when_it_fits(texts: Texts) -> None:
     assert "cua ong/ba Cong ty TNHH" in two.text
     assert "den nhan tai BPMC UBND huyen Long Thanh, so 01 duong Le Duan" in two.text
 
-    # Dropping the agency changes nothing here (the pickup place is given): not recorded.
+    # Dropping the agency changes nothing here (the pickup place is given): not recorded;
+    # the OA's name goes last, leaving the hotline.
     one = render(texts, "invitation", params, accents=False, budget=1)
     assert one.segments == 2
-    assert one.shortened_by == ("abbreviate", "drop_procedure_name", "drop_applicant_name")
+    assert one.shortened_by == (
+        "abbreviate",
+        "drop_procedure_name",
+        "drop_applicant_name",
+        "drop_oa_name",
+    )
+    assert one.text.endswith("Hoi dap: 1022.")
 
 
 def test_what_cannot_fit_comes_back_with_its_true_count(texts: Texts) -> None:
