@@ -9,6 +9,7 @@ test.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +22,12 @@ from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, loa
 from gateway.http.app import create_app
 from gateway.http.console.sessions import COOKIE
 from gateway.http.keys import DATABASE
+from gateway.http.signing import signed_headers
 from gateway.settings import Settings
 from gateway.storage import reports as report_store
 from gateway.storage.db import Database
 from gateway.storage.staff import StaffAction, add_user, disable_user, list_actions
+from tests.helpers import SOURCES
 from tests.staff_helpers import empty_staff_tables, seed_dossier
 
 CODE = "000.00.12.H19-260401-0001"
@@ -117,13 +120,26 @@ async def start_console(settings: Settings, aiohttp_client: Any) -> Console:
     return Console(client, settings, clock, earlier[0].id if earlier else 0)
 
 
-async def citizen_report(console: Console) -> report_store.ReportRow:
+async def post_events(console: Console, *bodies: dict[str, Any]) -> None:
+    """Post each event through the signed events API at the console's clock."""
+    for body in bodies:
+        raw = json.dumps(body, ensure_ascii=False).encode()
+        headers = signed_headers("onestop", SOURCES["onestop"], raw, console.clock.at.timestamp())
+        headers["Content-Type"] = "application/json"
+        response = await console.client.post("/v1/events", data=raw, headers=headers)
+        assert response.status == 202, await response.text()
+
+
+async def citizen_report(
+    console: Console, *, code: str = CODE, description: str = "Tôi chưa nhận được giấy phép"
+) -> report_store.ReportRow:
+    """A false-closure report the bot took on the OA from citizen ``u-1`` (phone PHONE)."""
     report, _ = await report_store.create_report(
         console.db.writer,
         kind="false_closure",
         source="zalo",
-        dossier_code=CODE,
-        description="Tôi chưa nhận được giấy phép",
+        dossier_code=code,
+        description=description,
         zalo_user_id="u-1",
         phone_e164=PHONE,
         calendar=WorkingCalendar(load_overrides(DEFAULT_OVERRIDES_FILE)),

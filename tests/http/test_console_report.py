@@ -9,14 +9,10 @@ arrives through signed events, as in production.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 import sqlalchemy as sa
 
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
-from gateway.http.signing import signed_headers
 from gateway.storage import reports as report_store
 from gateway.storage.tables import chat_messages, violations
 from tests.console_helpers import (
@@ -26,19 +22,11 @@ from tests.console_helpers import (
     PHONE,
     Console,
     citizen_report,
+    post_events,
 )
-from tests.helpers import SOURCES, event
+from tests.helpers import event
 
 FINISHED = "000.00.12.H19-260401-0042"
-
-
-async def post_events(console: Console, *bodies: dict[str, Any]) -> None:
-    for body in bodies:
-        raw = json.dumps(body, ensure_ascii=False).encode()
-        headers = signed_headers("onestop", SOURCES["onestop"], raw, console.clock.at.timestamp())
-        headers["Content-Type"] = "application/json"
-        response = await console.client.post("/v1/events", data=raw, headers=headers)
-        assert response.status == 202, await response.text()
 
 
 async def finished_report(console: Console) -> report_store.ReportRow:
@@ -49,17 +37,8 @@ async def finished_report(console: Console) -> report_store.ReportRow:
         event("dossier.received", code=FINISHED, at="2026-04-01T08:00:00+07:00", **dates),
         event("dossier.finished", code=FINISHED, at="2026-04-10T15:00:00+07:00", **dates),
     )
-    report, _ = await report_store.create_report(
-        console.db.writer,
-        kind="false_closure",
-        source="zalo",
-        dossier_code=FINISHED,
-        description="Tôi chưa nhận được giấy phép, gọi 0912345678",
-        zalo_user_id="u-1",
-        phone_e164=PHONE,
-        calendar=WorkingCalendar(load_overrides(DEFAULT_OVERRIDES_FILE)),
-        answer_working_days=5,
-        now=FRIDAY,
+    report = await citizen_report(
+        console, code=FINISHED, description="Tôi chưa nhận được giấy phép, gọi 0912345678"
     )
     async with console.db.writer.begin() as conn:
         await conn.execute(

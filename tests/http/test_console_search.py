@@ -7,29 +7,26 @@ arrives through signed events, as in production.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
 
-from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
-from gateway.http.signing import signed_headers
 from gateway.storage import reports as report_store
 from gateway.storage.tables import reports, violations
-from tests.console_helpers import CODE, CSRF_RE, FRIDAY, MASKED, PHONE, Console, citizen_report
-from tests.helpers import SOURCES, event
+from tests.console_helpers import (
+    CODE,
+    CSRF_RE,
+    FRIDAY,
+    MASKED,
+    PHONE,
+    Console,
+    citizen_report,
+    post_events,
+)
+from tests.helpers import event
 
 STORY = "000.00.12.H19-260401-0042"
 UNKNOWN = "000.00.12.H19-260401-0999"
-
-
-async def post_events(console: Console, *bodies: dict[str, Any]) -> None:
-    for body in bodies:
-        raw = json.dumps(body, ensure_ascii=False).encode()
-        headers = signed_headers("onestop", SOURCES["onestop"], raw, console.clock.at.timestamp())
-        headers["Content-Type"] = "application/json"
-        response = await console.client.post("/v1/events", data=raw, headers=headers)
-        assert response.status == 202, await response.text()
 
 
 async def story(console: Console) -> report_store.ReportRow:
@@ -41,18 +38,7 @@ async def story(console: Console) -> report_store.ReportRow:
         event("dossier.received", code=STORY, at="2026-04-01T08:00:00+07:00", **dates),
         event("dossier.finished", code=STORY, at="2026-04-10T15:00:00+07:00", **dates),
     )
-    report, _ = await report_store.create_report(
-        console.db.writer,
-        kind="false_closure",
-        source="zalo",
-        dossier_code=STORY,
-        description="Tôi chưa nhận được giấy phép",
-        zalo_user_id="u-1",
-        phone_e164=PHONE,
-        calendar=WorkingCalendar(load_overrides(DEFAULT_OVERRIDES_FILE)),
-        answer_working_days=5,
-        now=FRIDAY,
-    )
+    report = await citizen_report(console, code=STORY)
     async with console.db.writer.begin() as conn:
         await conn.execute(
             violations.insert().values(
