@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.ledger import RebuildResult, rebuild
 from gateway.cli.database import first_line, refusal
-from gateway.cli.streams import utf8
+from gateway.cli.streams import parse_or_exit_code, utf8
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 from gateway.storage.db import create_engine
@@ -147,10 +147,9 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run ``tthc audit`` with ``argv`` (after ``audit``); returns the exit status."""
-    try:
-        args = _parser().parse_args(list(argv))
-    except SystemExit as exc:  # argparse printed the usage or the help
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_or_exit_code(_parser(), argv)
+    if isinstance(args, int):
+        return args
     out = stdout or utf8(sys.stdout)
     err = stderr or utf8(sys.stderr)
     show = args.progress if args.progress is not None else err.isatty()

@@ -35,7 +35,7 @@ from typing import Final, TextIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli.database import first_line, refusal
-from gateway.cli.streams import utf8
+from gateway.cli.streams import parse_or_exit_code, utf8
 from gateway.settings import Settings
 from gateway.storage.audit import OfficerRecord, import_officers, known_officer_ids
 from gateway.storage.db import create_engine
@@ -252,10 +252,9 @@ def main(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Run ``tthc officers`` with ``argv`` (after ``officers``); returns the exit status."""
-    try:
-        args = _parser().parse_args(list(argv))
-    except SystemExit as exc:  # argparse printed the usage or the help
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_or_exit_code(_parser(), argv)
+    if isinstance(args, int):
+        return args
     out = stdout or utf8(sys.stdout)
     err = stderr or utf8(sys.stderr)
     path: Path = args.file

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TextIO
 
-from gateway.cli.streams import utf8
+from gateway.cli.streams import parse_or_exit_code, utf8
 from gateway.domain.phones import normalize_phone
 
 __all__ = ["main"]
@@ -78,10 +78,9 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run ``tthc phones`` with ``argv`` (without the word ``phones``); return the exit code."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage or the help
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_or_exit_code(_parser(), argv)
+    if isinstance(args, int):
+        return args
     out = stdout if stdout is not None else utf8(sys.stdout)
     err = stderr if stderr is not None else sys.stderr
     path: str = args.path

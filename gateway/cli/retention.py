@@ -27,7 +27,7 @@ from typing import TextIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli.database import first_line, refusal
-from gateway.cli.streams import utf8
+from gateway.cli.streams import parse_or_exit_code, utf8
 from gateway.settings import Settings
 from gateway.storage.db import create_engine
 from gateway.storage.retention import RetentionResult, run_retention
@@ -79,10 +79,9 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run ``tthc retention`` with ``argv`` (after ``retention``); returns the exit status."""
-    try:
-        args = _parser().parse_args(list(argv))
-    except SystemExit as exc:  # argparse printed the usage or the help
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_or_exit_code(_parser(), argv)
+    if isinstance(args, int):
+        return args
     out = stdout or utf8(sys.stdout)
     err = stderr or utf8(sys.stderr)
     return asyncio.run(_run(load_settings(), args.dry_run, out, err))

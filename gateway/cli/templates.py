@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from gateway.cli.streams import utf8
+from gateway.cli.streams import parse_or_exit_code, utf8
 from gateway.errors import ValidationFailed
 from gateway.settings import DEFAULT_HOTLINE, DEFAULT_OA_NAME, DEFAULT_TEMPLATES_DIR
 from gateway.texts.sms import KINDS, REQUIRED_PARAMS, render_sms
@@ -104,10 +104,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def preview_main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
     """Run ``tthc templates`` with ``argv`` (the words after ``templates``); the exit code."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage or the help
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_or_exit_code(_parser(), argv)
+    if isinstance(args, int):
+        return args
     out = stdout if stdout is not None else utf8(sys.stdout)
     if args.command == "list":
         for kind in KINDS:
