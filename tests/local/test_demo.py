@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from pathlib import Path
 from urllib.error import HTTPError
@@ -212,11 +213,14 @@ def test_a_signal_stops_every_process_the_demo_started(
             process.stdout.close()
 
 
-def test_the_demo_prints_console_logins_that_work(tmp_path: Path, demo_env: dict[str, str]) -> None:
+@contextmanager
+def staying_demo(cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """``tthc demo`` left running, as a newcomer leaves it: its output up to "Everything
+    keeps running" (150 s at most); stopped with Ctrl+C afterwards."""
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "demo", "--dossiers", "6", "--delay", "0"],
-        cwd=tmp_path,
-        env=demo_env,
+        cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -229,7 +233,21 @@ def test_the_demo_prints_console_logins_that_work(tmp_path: Path, demo_env: dict
             lines.append(line)
             if line.startswith("Everything keeps running") or time.monotonic() > deadline:
                 break
-        output = "".join(lines)
+        yield "".join(lines)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def test_the_demo_prints_console_logins_that_work(tmp_path: Path, demo_env: dict[str, str]) -> None:
+    with staying_demo(tmp_path, demo_env) as output:
         console = re.search(r"The staff console \(.*\): (http://\S+/console/)", output)
         logins = dict(
             re.findall(r"^  (?:hotline|auditor|admin)\s+(demo-\w+) / (\S+)$", output, re.M)
@@ -251,16 +269,6 @@ def test_the_demo_prints_console_logins_that_work(tmp_path: Path, demo_env: dict
         # The citizen's report, which the demo's hotline officer resolved.
         done = browser.open(base + "reports?status=resolved", timeout=10).read().decode()
         assert "PA-" in done and "Báo kết thúc sai" in done
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
 
 
 @pytest.mark.parametrize(
@@ -307,23 +315,8 @@ def test_a_database_or_redis_elsewhere_is_refused_unless_allowed(
 def test_the_demo_prints_a_metrics_line_with_its_own_ops_token(
     tmp_path: Path, demo_env: dict[str, str]
 ) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "demo", "--dossiers", "6", "--delay", "0"],
-        cwd=tmp_path,
-        env={**demo_env, "OPS_TOKEN": "too-short"},  # weak: the demo makes its own
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 150
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("Everything keeps running") or time.monotonic() > deadline:
-                break
-        output = "".join(lines)
+    # A weak OPS_TOKEN: the demo makes its own.
+    with staying_demo(tmp_path, {**demo_env, "OPS_TOKEN": "too-short"}) as output:
         curl = re.search(r'curl -H "Authorization: Bearer (\S+)" (http://\S+/metrics)', output)
         assert curl is not None, output[-3000:]
         token, url = curl.groups()
@@ -336,13 +329,3 @@ def test_the_demo_prints_a_metrics_line_with_its_own_ops_token(
             opener.open(url, timeout=10)
         refused.value.close()
         assert refused.value.code == 401
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
