@@ -362,14 +362,7 @@ async def agencies_page(request: web.Request) -> web.StreamResponse:
     context["trend_first"] = _month_label(window.first)
     context["previous"] = _shift(span.first, -1)
     context["following"] = _shift(span.first, 1)
-    context["rows"] = [
-        item
-        | {
-            "late_percent": _percent(item["late_rate"]),
-            "missing_percent": _percent(item["missing_phone_rate"]),
-        }
-        for item in items
-    ]
+    context["rows"] = [_with_percents(item) for item in items]
     return page(request, "agencies.html.j2", context)
 
 
