@@ -25,6 +25,7 @@ from gateway.chat.queue import chat_queue_name
 from gateway.settings import Settings
 from gateway.storage import staff as staff_store
 from gateway.storage.db import create_engine
+from gateway.storage.tables import zalo_users
 from providers.fakes import FakeSmsCentre
 from providers.fakes.zalo import FakeUser, FakeZalo, SentMessage
 from providers.fakes.zalo import create_app as create_zalo_app
@@ -182,6 +183,30 @@ def buttons(message: SentMessage) -> list[str]:
     return [b["payload"] for b in attachment.get("payload", {}).get("buttons", [])]
 
 
+async def subscribed(rig: ChatRig) -> FakeUser:
+    """A citizen who follows the OA, wrote to it today and subscribed their number."""
+    user = rig.citizen("Nguyễn Văn An", OWNER_PHONE, follows=True)
+    now = datetime.now(UTC)
+    engine = create_engine(rig.settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                zalo_users.insert().values(
+                    user_id=user.user_id,
+                    follows=True,
+                    phone_e164=OWNER_PHONE,
+                    verified_at=now,
+                    subscribed_at=now,
+                    last_interaction_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    finally:
+        await engine.dispose()
+    return user
+
+
 @pytest.fixture
 def chat_settings(sms_settings: Settings) -> Settings:
     """The delivery tests' settings (SMS fakes); the rig adds the Zalo ones."""
@@ -228,6 +253,7 @@ __all__ = [
     "ChatRig",
     "buttons",
     "sms_settings",
+    "subscribed",
     "text_of",
     "texts",
 ]

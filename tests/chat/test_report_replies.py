@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from gateway.settings import Settings
-from gateway.storage.db import create_engine
-from gateway.storage.tables import deliveries, notices, zalo_users
-from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig, running_chat_rig, text_of
+from gateway.storage.tables import deliveries, notices
+from tests.chat.conftest import (
+    CODE,
+    OWNER_PHONE,
+    ChatRig,
+    running_chat_rig,
+    subscribed,
+    text_of,
+)
 from tests.helpers import event
 
 # A template of the fake Zalo, configured for the report's notice so ZNS is in the plan.
@@ -104,25 +109,7 @@ async def test_a_reply_goes_by_sms_as_written_and_skips_zns(rig: ChatRig) -> Non
 
 
 async def test_a_reply_goes_on_the_oa_verbatim(rig: ChatRig) -> None:
-    user = rig.citizen("Nguyễn Văn An", OWNER_PHONE, follows=True)
-    now = datetime.now(UTC)
-    engine = create_engine(rig.settings.database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                zalo_users.insert().values(
-                    user_id=user.user_id,
-                    follows=True,
-                    phone_e164=OWNER_PHONE,
-                    verified_at=now,
-                    subscribed_at=now,
-                    last_interaction_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    finally:
-        await engine.dispose()
+    user = await subscribed(rig)
     headers = {"Authorization": f"Bearer {await rig.staff_token()}"}
     report_id = await phoned_in_report(rig, headers)
     await move(rig, report_id, headers, reply=REPLY)

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 
 from gateway.settings import Settings
-from gateway.storage.db import create_engine
-from gateway.storage.tables import zalo_users
-from providers.fakes.zalo import FakeUser
-from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig, running_chat_rig
+from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig, running_chat_rig, subscribed
 from tests.helpers import event
 
 INVITATION_TEMPLATE = "250001"
@@ -28,30 +24,6 @@ async def rig(chat_settings: Settings) -> AsyncIterator[ChatRig]:
         ZNS_RECEIPT_DEADLINE_SECONDS="1",
     ) as ready:
         yield ready
-
-
-async def subscribed(rig: ChatRig) -> FakeUser:
-    """A citizen who follows the OA, wrote to it today and subscribed their number."""
-    user = rig.citizen("Nguyễn Văn An", OWNER_PHONE, follows=True)
-    now = datetime.now(UTC)
-    engine = create_engine(rig.settings.database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                zalo_users.insert().values(
-                    user_id=user.user_id,
-                    follows=True,
-                    phone_e164=OWNER_PHONE,
-                    verified_at=now,
-                    subscribed_at=now,
-                    last_interaction_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    finally:
-        await engine.dispose()
-    return user
 
 
 async def received_and_finished(rig: ChatRig) -> None:
