@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,11 +38,14 @@ def _clean(text: str) -> str:
     return mask_phones_in_text(redact_secret_paths(text))
 
 
-def _redact(value: Any) -> Any:
+def _each_string(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` with ``change`` applied to every string in it, through dicts and lists."""
     if isinstance(value, str):
-        return redact_secret_paths(value)
+        return change(value)
     if isinstance(value, dict):
-        return {k: _redact(v) for k, v in value.items()}
+        return {k: _each_string(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_each_string(v, change) for v in value)
     return value
 
 
@@ -63,7 +67,7 @@ class RedactSecretPaths(logging.Filter):
             record.exc_text = redact_secret_paths(record.exc_text)
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD:
-                record.__dict__[key] = _redact(value)
+                record.__dict__[key] = _each_string(value, redact_secret_paths)
         return True
 
 
@@ -83,13 +87,7 @@ for _name in _LIBRARY_LOGGERS:
 
 
 def _mask(value: Any) -> Any:
-    if isinstance(value, str):
-        return _clean(value)
-    if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_mask(v) for v in value]
-    return value
+    return _each_string(value, _clean)
 
 
 class JsonFormatter(logging.Formatter):
