@@ -142,6 +142,37 @@ class ChatSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TrustSettings:
+    """Citizens' proofs of ownership, one-time codes and the citizen web page
+    (``CITIZEN_*``, ``OTP_*``, ``LOOKUP_DOSSIER_*``)."""
+
+    # The key of the HMACs over one-time codes, the links in SMS and the web page's
+    # cookies (CITIZEN_SECRET, at least 32 characters when serving).
+    secret: str = ""
+    # Where citizens reach /tra-cuu and the links in SMS (CITIZEN_BASE_URL; default
+    # PUBLIC_BASE_URL). Kept short: it is in SMS.
+    base_url: str = "http://127.0.0.1:8080"
+    # A link in an SMS opens the page for this many days after the notice was created.
+    link_days: int = 30
+    # One-time codes: 6 digits, valid 5 minutes, 3 tries each.
+    otp_ttl_seconds: int = 300
+    otp_max_attempts: int = 3
+    # Codes sent to one phone per hour and per day, and asked by one requester (an OA
+    # user, a web visitor) per hour.
+    otp_per_phone_hour: int = 3
+    otp_per_phone_day: int = 10
+    otp_per_requester_hour: int = 5
+    # Wrong last-four proofs of one dossier (by anyone) or of one phone in the window,
+    # past which that dossier needs a one-time code.
+    dossier_max_failures: int = 5
+    dossier_window_seconds: int = 86_400
+    # Requests to the citizen web page per client address per minute.
+    web_requests_per_minute: int = 30
+    # Read the client address from X-Forwarded-For (only behind a proxy that sets it).
+    trust_forwarded_for: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings:
     """The accountability loop: sanction ladder, late-rate threshold, reminders, warnings."""
 
@@ -186,6 +217,7 @@ class Settings:
     zalo: ZaloSettings = field(default_factory=ZaloSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    trust: TrustSettings = field(default_factory=TrustSettings)
     # Where providers send delivery receipts: our public base URL and the unguessable
     # path secret of /webhooks/sms/{provider}/{secret}.
     public_base_url: str = "http://127.0.0.1:8080"
@@ -219,6 +251,7 @@ class Settings:
             _check_secret("EVENT_SOURCES", secret, f"the secret of source {source_id!r}")
         _check_secret("SMS_WEBHOOK_SECRET", self.sms_webhook_secret, "the receipt path secret")
         _check_secret("OPS_TOKEN", self.ops_token, "the operations token")
+        _check_secret("CITIZEN_SECRET", self.trust.secret, "the citizens' proof and link key")
 
     @classmethod
     def from_env(
@@ -337,6 +370,7 @@ class Settings:
             delivery_lease_seconds=_int(env, "DELIVERY_LEASE_SECONDS", 120, low=1, high=3600),
             relay_grace_seconds=_int(env, "RELAY_GRACE_SECONDS", 30, low=0, high=3600),
             audit=_audit(env),
+            trust=_trust(env),
             ops_token=get("OPS_TOKEN"),
             env=dict(env),
         )
@@ -389,6 +423,32 @@ def _zalo(env: Mapping[str, str]) -> ZaloSettings:
     if zalo.enabled and not zalo.oa_secret_key:
         raise ConfigError("ZALO_OA_SECRET_KEY", "required when ZALO_APP_ID is set (webhooks)")
     return zalo
+
+
+def _trust(env: Mapping[str, str]) -> TrustSettings:
+    def get(name: str, default: str = "") -> str:
+        return env.get(name, default).strip()
+
+    public = get("PUBLIC_BASE_URL").rstrip("/") or (
+        f"http://{get('HTTP_HOST', '127.0.0.1')}:{get('HTTP_PORT', '8080')}"
+    )
+    base_url = get("CITIZEN_BASE_URL").rstrip("/") or public
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base_url):
+        raise ConfigError("CITIZEN_BASE_URL", f"must be an http(s) URL, got {base_url!r}")
+    return TrustSettings(
+        secret=get("CITIZEN_SECRET"),
+        base_url=base_url,
+        link_days=_int(env, "CITIZEN_LINK_DAYS", 30, low=1, high=365),
+        otp_per_phone_hour=_int(env, "OTP_MAX_PER_PHONE_HOUR", 3, low=1, high=100),
+        otp_per_phone_day=_int(env, "OTP_MAX_PER_PHONE_DAY", 10, low=1, high=1000),
+        otp_per_requester_hour=_int(env, "OTP_MAX_PER_REQUESTER_HOUR", 5, low=1, high=100),
+        dossier_max_failures=_int(env, "LOOKUP_DOSSIER_MAX_FAILURES", 5, low=1, high=1000),
+        dossier_window_seconds=_int(
+            env, "LOOKUP_DOSSIER_WINDOW_SECONDS", 86_400, low=60, high=2_592_000
+        ),
+        web_requests_per_minute=_int(env, "CITIZEN_WEB_RATE_PER_MINUTE", 30, low=1, high=10_000),
+        trust_forwarded_for=_bool(env, "CITIZEN_TRUST_FORWARDED_FOR", False),
+    )
 
 
 def _audit(env: Mapping[str, str]) -> AuditSettings:

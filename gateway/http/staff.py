@@ -318,6 +318,7 @@ async def take_phone_report(
         actor=user.actor,
         agency_code=agency_code,
         agency_name=agency_name,
+        proof="staff",
     )
 
 

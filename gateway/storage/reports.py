@@ -85,6 +85,8 @@ class ReportRow:
     # The staff user the report is assigned to at the console, and since when.
     assignee_id: int | None = None
     assigned_at: datetime | None = None
+    # How the citizen proved to own the dossier's phone (see create_report).
+    proof: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,7 @@ async def create_report(
     acknowledge: bool = True,
     agency_code: str | None = None,
     agency_name: str | None = None,
+    proof: str | None = None,
 ) -> tuple[ReportRow, list[str]]:
     """Record a new ``open`` report about a dossier and the notice acknowledging it.
 
@@ -158,6 +161,8 @@ async def create_report(
     ignored for a known dossier, whose own agency wins); without them it raises
     :class:`NotFound` (nothing is written then). Without ``acknowledge`` no notice is
     made: the chatbot opened the report and already told the citizen its number.
+    ``proof`` says how the citizen proved to own the dossier's phone (``reports.proof``:
+    "otp", "proven_phone", "sms_link", "staff").
     """
     expected_at = calendar.add_working_days(now, answer_working_days)
     async with engine.begin() as conn:
@@ -188,6 +193,7 @@ async def create_report(
             "description": description,
             "expected_at": expected_at,
             "finding": None,
+            "proof": proof,
             "created_at": now,
             "updated_at": now,
         }

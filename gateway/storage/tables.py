@@ -172,7 +172,17 @@ notices = sa.Table(
     sa.Column("receipt_due_at", UTCDateTime()),
     # Notices not tied to a one-stop event (report updates, result checks): the OA user.
     sa.Column("zalo_user_id", sa.String(32)),
+    # The signed token of the link to the citizen page this notice carries (an SMS that
+    # invites, asks about the result, or says notices moved to Zalo); NULL: no link.
+    sa.Column("link_token", sa.String(24)),
     sa.Index("ix_notices_dossier", "dossier_code"),
+    sa.Index(
+        "ix_notices_link_token",
+        "link_token",
+        unique=True,
+        sqlite_where=sa.text("link_token IS NOT NULL"),
+        postgresql_where=sa.text("link_token IS NOT NULL"),
+    ),
     # The relay finds rows stuck before sending without scanning delivered history.
     sa.Index("ix_notices_state_updated", "state", "updated_at"),
     sa.Index(
@@ -225,11 +235,15 @@ zalo_users = sa.Table(
     sa.Column("display_name", sa.String(200)),
     sa.Column("follows", sa.Boolean(), nullable=False, default=False),
     sa.Column("last_interaction_at", UTCDateTime()),
-    # Shared by the user through request_user_info: proves the user owns this number.
+    # The number the user proved to own with a one-time code sent to it (ZNS or SMS).
     sa.Column("phone_e164", sa.String(16)),
     sa.Column("verified_at", UTCDateTime()),
-    # Set when the user asked for notices on Zalo instead of SMS for the verified number.
+    # Set when the user asked for notices on Zalo instead of SMS for the proven number.
     sa.Column("subscribed_at", UTCDateTime()),
+    # The number the user shared through request_user_info (its fields can be typed, so
+    # it is only a claim until a one-time code sent to it comes back).
+    sa.Column("claimed_phone_e164", sa.String(16)),
+    sa.Column("claimed_at", UTCDateTime()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_zalo_users_phone_e164", "phone_e164"),
@@ -291,6 +305,10 @@ reports = sa.Table(
     # The staff user the report is assigned to at the console (NULL: nobody yet).
     sa.Column("assignee_id", sa.BigInteger()),
     sa.Column("assigned_at", UTCDateTime()),
+    # How the citizen proved to own the dossier's phone: "otp" (a one-time code),
+    # "proven_phone" (an OA user's proven number), "sms_link" (the signed link of an SMS
+    # sent to that phone), "staff" (taken by the hotline); NULL before this was recorded.
+    sa.Column("proof", sa.String(16)),
     sa.Index("ix_reports_status_created", "status", "created_at"),
     sa.Index("ix_reports_agency", "agency_code"),
     sa.Index("ix_reports_dossier", "dossier_code"),
@@ -316,11 +334,22 @@ ratings = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
     sa.Column("dossier_code", sa.String(40), nullable=False),
     sa.Column("agency_code", sa.String(32)),
-    sa.Column("zalo_user_id", sa.String(32), nullable=False),
-    sa.Column("score", sa.SmallInteger(), nullable=False),
+    # The OA user who rated; NULL for ratings from the web page or a ZNS rating template.
+    sa.Column("zalo_user_id", sa.String(32)),
+    # One overall score: ratings recorded before the two scores were asked (NULL since).
+    sa.Column("score", sa.SmallInteger()),
+    # The two scores citizens give (1-5): the handling's progress (tiến độ) and quality
+    # (chất lượng tiếp nhận, giải quyết).
+    sa.Column("progress_score", sa.SmallInteger()),
+    sa.Column("quality_score", sa.SmallInteger()),
+    # "oa", "web" or "zns": where the rating came from.
+    sa.Column("channel", sa.String(8), nullable=False, server_default="oa"),
+    # Who rated, one rating each per dossier: "oa:<user id>", or "phone" for the
+    # dossier's own phone (the web page and ZNS, where ownership was proven for it).
+    sa.Column("rater", sa.String(48), nullable=False),
     sa.Column("comment", sa.Text()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.UniqueConstraint("dossier_code", "zalo_user_id"),
+    sa.UniqueConstraint("dossier_code", "rater"),
     sa.Index("ix_ratings_agency_created", "agency_code", "created_at"),
 )
 
@@ -355,6 +384,8 @@ result_checks = sa.Table(
     sa.Column("notice_id", sa.String(32)),
     sa.Column("asked_at", UTCDateTime()),
     sa.Column("answered_at", UTCDateTime()),
+    # Where the answer came from: "oa" or "web".
+    sa.Column("answer_channel", sa.String(8)),
     sa.Index("ix_result_checks_state_due", "state", "due_at"),
 )
 
@@ -514,4 +545,28 @@ consultation_reminders = sa.Table(
     sa.Column("copied_to", sa.String(200)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("dossier_code", "consultation_id", "number"),
+)
+
+# One-time codes sent to a phone to prove its owner is the one asking (gateway.trust.otp).
+# Only an HMAC of the code is kept; rows are erased by the retention job.
+one_time_codes = sa.Table(
+    "one_time_codes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("phone_e164", sa.String(16), nullable=False),
+    # What the code proves: "phone" (the asker owns this number) or "dossier" (the asker
+    # owns the dossier's phone; the number itself is never shown to them).
+    sa.Column("purpose", sa.String(8), nullable=False),
+    sa.Column("dossier_code", sa.String(40)),
+    # Who asked: "zalo:<user id>" or "web:<session digest>"; only they may answer it.
+    sa.Column("requester", sa.String(80), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("attempts", sa.SmallInteger(), nullable=False, default=0),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime()),
+    # The notice that carries the code (kind "otp").
+    sa.Column("notice_id", sa.String(32)),
+    sa.Index("ix_one_time_codes_requester_created", "requester", "created_at"),
+    sa.Index("ix_one_time_codes_phone_created", "phone_e164", "created_at"),
 )

@@ -114,6 +114,7 @@ async def test_a_report_is_numbered_promised_an_answer_and_attributed(db: Databa
         "updated_at": FRIDAY,
         "assignee_id": None,
         "assigned_at": None,
+        "proof": None,
     }
     [step] = await rows(db.reader, report_transitions)
     assert (step["report_id"], step["from_status"], step["to_status"]) == (1, None, "open")
