@@ -36,8 +36,12 @@ COMMANDS: Final = frozenset(
         "report_other",
         "received",
         "not_received",
-        "rate",
+        "rate",  # #rate <code> <n>: the first score, progress (tiến độ)
+        "rate_quality",  # #rate_quality <code> <n>: the second, quality (chất lượng)
         "subscribe",
+        "unsubscribe",
+        "otp",
+        "new_code",
         "human",
         "menu",
         "skip",
@@ -60,6 +64,17 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
         "noi chuyen voi can bo",
         "tu van vien",
     ),
+    # Before "subscribe" and "cancel": "hủy đăng ký" also holds their phrases' words.
+    "unsubscribe": (
+        "huy dang ky",
+        "huy dang ki",
+        "dung nhan",
+        "dung nhan thong bao",
+        "ngung nhan thong bao",
+        "huy nhan thong bao",
+        "ngung nhan thong bao qua zalo",
+        "dung nhan thong bao qua zalo",
+    ),
     "subscribe": ("dang ky nhan thong bao", "nhan thong bao qua zalo"),
     "end": ("ket thuc",),
     "cancel": ("huy", "huy bo", "thoat", "dung lai"),
@@ -70,6 +85,8 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
 SIMILARITY: Final = 0.8
 # Phrases this short only match exactly: "huy" must not match "thuy".
 _FUZZY_MIN_CHARS: Final = 5
+# Phrases that only match exactly: "hủy đăng ký" must not match "đăng ký" alone.
+_EXACT_ONLY: Final = frozenset({"huy dang ky", "huy dang ki", "dung nhan"})
 _NOT_WORD: Final = re.compile(r"[^0-9a-z]+")
 _NUMBER: Final = re.compile(r"\d+")
 _PROOF: Final = re.compile(r"\+?[\d\s.\-]+")
@@ -136,7 +153,7 @@ def _phrase_score(words: list[str], phrase: str, *, whole: bool) -> float:
     target = phrase.replace(" ", "")
     size = phrase.count(" ") + 1
     sizes = [len(words)] if whole else [s for s in (size - 1, size, size + 1) if s >= 1]
-    fuzzy = len(target) >= _FUZZY_MIN_CHARS
+    fuzzy = len(target) >= _FUZZY_MIN_CHARS and phrase not in _EXACT_ONLY
     best = 0.0
     for width in sizes:
         for start in range(len(words) - width + 1):

@@ -1,9 +1,10 @@
 """What the bot needs from the outside world, as one Protocol the gateway implements.
 
 The gateway backs :class:`Services` with the database (citizens, dossiers, reports,
-ratings, handoffs) and Redis (lookup guards, conversation state); the tests back it
-with plain dictionaries. Everything handed to the bot is a frozen dataclass, so the
-bot never sees a row, a connection or a Redis reply.
+ratings, handoffs, one-time codes, subscriptions) and Redis (guessing guards,
+conversation state); the tests back it with plain dictionaries. Everything handed to
+the bot is a frozen dataclass, so the bot never sees a row, a connection or a Redis
+reply.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class BotPolicy:
     max_failures: int
     max_codes: int
     hotline: str
+    # A one-time code allows this many tries and is valid this long (the bot counts the
+    # tries of a dossier code itself, so an unknown dossier answers like a known one).
+    otp_attempts: int = 3
+    otp_minutes: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +41,15 @@ class Citizen:
 
     user_id: str
     follows: bool
-    # E.164, shared by the user through ``request_user_info``; never a typed number.
+    # E.164, proven by a one-time code sent to it (a shared number is only a claim).
     verified_phone: str | None
     # Notices for ``verified_phone`` go to this OA user instead of SMS.
     subscribed: bool
     # The open conversation with hotline staff, if any.
     handoff_id: int | None
+    # E.164, the number last shared through ``request_user_info`` (its fields can be
+    # typed by the user: a claim, until a one-time code sent to it comes back).
+    claimed_phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,27 @@ class ReportFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class CodeOffer:
+    """What asking for a one-time code did.
+
+    ``retry_after_seconds`` is set when too many codes were asked lately (nothing was
+    sent). Otherwise the code went out, or, for a dossier that is unknown or has no
+    usable phone, nothing did: the bot answers both alike, with ``expires_at``.
+    """
+
+    expires_at: datetime
+    retry_after_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeResult:
+    """The check of a typed one-time code."""
+
+    outcome: Literal["ok", "wrong", "expired", "exhausted", "none"]
+    attempts_left: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Question:
     """A question a notice just asked the user (the last message they received)."""
 
@@ -103,8 +132,25 @@ class Services(Protocol):
         """Record a follow or an unfollow."""
         ...
 
-    async def verify_phone(self, user_id: str, phone_e164: str, name: str | None) -> None:
-        """Record the phone number the user shared (already normalised to E.164)."""
+    async def claim_phone(self, user_id: str, phone_e164: str, name: str | None) -> None:
+        """Record the phone number the user shared (already normalised to E.164) as a
+        claim; it proves nothing until a code sent to it is typed back."""
+        ...
+
+    async def send_phone_code(self, user_id: str, phone_e164: str) -> CodeOffer:
+        """Send a one-time code to the user's claimed number (ZNS or SMS)."""
+        ...
+
+    async def send_dossier_code(self, user_id: str, dossier_code: str) -> CodeOffer:
+        """Send a one-time code to the phone declared in the dossier (the number is never
+        shown to the user); nothing is sent for an unknown dossier, alike."""
+        ...
+
+    async def check_code(
+        self, user_id: str, typed: str, dossier_code: str | None = None
+    ) -> CodeResult:
+        """Check a typed code: the one sent for ``dossier_code``, or else the one sent to
+        the user's claimed number, which a right code makes the user's proven number."""
         ...
 
     async def dossier(self, code: str) -> DossierFacts | None:
@@ -115,8 +161,14 @@ class Services(Protocol):
         """Whether the user made too many wrong proofs in the current window."""
         ...
 
-    async def lookup_failed(self, user_id: str) -> int:
-        """Record one wrong ownership proof; return the failures in the window."""
+    async def lookup_failed(self, user_id: str, dossier_code: str, phone_e164: str | None) -> int:
+        """Record one wrong ownership proof (counted per user, per dossier and per
+        phone); return the user's failures in the window."""
+        ...
+
+    async def needs_code(self, dossier_code: str, phone_e164: str | None) -> bool:
+        """Whether so many wrong proofs were made for this dossier or phone (by anyone)
+        that only a one-time code proves ownership now."""
         ...
 
     async def lookup_code_asked(self, user_id: str, code: str) -> int:
@@ -125,7 +177,12 @@ class Services(Protocol):
         ...
 
     async def subscribe(self, user_id: str, phone_e164: str) -> None:
-        """Send future notices for ``phone_e164`` to this OA user instead of SMS."""
+        """Send future notices for the user's proven ``phone_e164`` to this OA user; the
+        previous channel (SMS, or another OA user) is told once."""
+        ...
+
+    async def unsubscribe(self, user_id: str) -> bool:
+        """End the user's subscription; False if there was none."""
         ...
 
     async def open_report(
@@ -135,19 +192,31 @@ class Services(Protocol):
         kind: ReportKind,
         description: str,
         source: ReportSource,
+        proof: str,
     ) -> ReportFacts:
-        """Open a report for the hotline's queue."""
+        """Open a report for the hotline's queue; ``proof`` says how ownership was
+        proven ("proven_phone" or "otp")."""
         ...
 
-    async def record_result_check(self, user_id: str, dossier_code: str, received: bool) -> bool:
+    async def record_result_check(
+        self, user_id: str, dossier_code: str, received: bool, proof: str
+    ) -> bool:
         """Record the answer to "did you receive the result?"; False if no such question
-        was sent to this user about this dossier (nothing is recorded then)."""
+        is open for this dossier, or (``proof`` "proven_phone") it was not asked of the
+        user's proven number: nothing is recorded then."""
         ...
 
     async def record_rating(
-        self, user_id: str, dossier_code: str, score: int, comment: str | None
+        self,
+        user_id: str,
+        dossier_code: str,
+        progress: int | None,
+        quality: int | None,
+        comment: str | None,
     ) -> None:
-        """Record (or replace) the user's 1-5 rating of a dossier's handling."""
+        """Record the user's rating of a dossier's handling, or complete it: the progress
+        (tiến độ) and the quality (chất lượng tiếp nhận, giải quyết) scores, 1-5, and a
+        comment; what is given replaces the stored value, what is None keeps it."""
         ...
 
     async def open_handoff(self, user_id: str, dossier_code: str | None) -> int:

@@ -5,6 +5,10 @@ Masking happens in the formatter, so no call site can forget it: the message, ev
 :func:`redact_secret_paths`. Our own call sites also never log the SMS receipt path
 (whose last part is ``SMS_WEBHOOK_SECRET``); the formatter is the second line, for
 library messages (aiohttp's access log or its errors about a request, if enabled).
+
+One-time codes are never logged: no call site logs a notice's params or an OTP message's
+text (the ``log`` SMS provider masks the code), and the database drivers, whose DEBUG
+lines carry statement parameters, stay at WARNING (:func:`quiet_database_drivers`).
 """
 
 from __future__ import annotations
@@ -128,3 +132,15 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    quiet_database_drivers()
+
+
+# Database drivers write every statement with its parameters at DEBUG (and SQLAlchemy at
+# INFO when echoing): one-time codes and phone numbers are parameters. Never below WARNING.
+DATABASE_DRIVER_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
+
+
+def quiet_database_drivers() -> None:
+    """Keep the database drivers' statement logs off, whatever ``LOG_LEVEL`` says."""
+    for name in DATABASE_DRIVER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -27,6 +27,9 @@ ZALO_OAUTH_DEFAULT_BASE = "https://oauth.zaloapp.com"
 ZALO_OA_DEFAULT_BASE = "https://openapi.zalo.me"
 ZALO_ZNS_DEFAULT_BASE = "https://business.openapi.zalo.me"
 _ZNS_TEMPLATE_PREFIX = "ZNS_TEMPLATE_"
+_ZNS_PARAMS_PREFIX = "ZNS_PARAMS_"
+# A ZNS template parameter name as Zalo shows it in listParams (ten, ma_ho_so, ...).
+_ZNS_PARAM_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_LADDER_FILE = Path(__file__).resolve().parent / "data" / "sanction_ladder.toml"
 # The hotline's internal target per report kind, in working days (REPORT_SLA_WORKING_DAYS);
@@ -97,6 +100,9 @@ class ZaloSettings:
     zns_base_url: str = ZALO_ZNS_DEFAULT_BASE
     # Notice kind (lower case, e.g. "invitation") -> approved ZNS template id.
     zns_templates: Mapping[str, str] = field(default_factory=dict)
+    # Notice kind -> {template parameter: fact} (ZNS_PARAMS_<KIND>); a parameter not
+    # listed is filled by the fact of the same name, if there is one.
+    zns_params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # No ZNS delivery receipt by then: ask Zalo once, then fall back to SMS.
     zns_receipt_deadline_seconds: int = 900
     # "development" sends ZNS to the OA's admins only (Zalo's test mode).
@@ -410,6 +416,7 @@ def _zalo(env: Mapping[str, str]) -> ZaloSettings:
         oa_base_url=get("ZALO_OA_BASE_URL", ZALO_OA_DEFAULT_BASE).rstrip("/"),
         zns_base_url=get("ZALO_ZNS_BASE_URL", ZALO_ZNS_DEFAULT_BASE).rstrip("/"),
         zns_templates=templates,
+        zns_params=_zns_params(env, templates),
         zns_receipt_deadline_seconds=_int(
             env, "ZNS_RECEIPT_DEADLINE_SECONDS", 900, low=1, high=86_400
         ),
@@ -423,6 +430,49 @@ def _zalo(env: Mapping[str, str]) -> ZaloSettings:
     if zalo.enabled and not zalo.oa_secret_key:
         raise ConfigError("ZALO_OA_SECRET_KEY", "required when ZALO_APP_ID is set (webhooks)")
     return zalo
+
+
+def _zns_params(env: Mapping[str, str], templates: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``ZNS_PARAMS_<KIND>=ten=customer_name,ma_ho_so=dossier_code``: which notice fact
+    fills which parameter of the kind's template (checked against the template itself
+    when the gateway starts, see gateway.delivery.zns_params)."""
+    # Imported here: gateway.texts imports these settings (the facts' one list is there).
+    from gateway.texts.zalo import ZNS_FACTS
+
+    mappings: dict[str, dict[str, str]] = {}
+    for name, value in sorted(env.items()):
+        if not name.startswith(_ZNS_PARAMS_PREFIX) or not value.strip():
+            continue
+        kind = name[len(_ZNS_PARAMS_PREFIX) :].lower()
+        if not re.fullmatch(r"[a-z_]{1,32}", kind):
+            raise ConfigError(name, "the part after ZNS_PARAMS_ must name a notice kind")
+        if kind not in templates:
+            raise ConfigError(
+                name, f"no ZNS_TEMPLATE_{kind.upper()} is set: a mapping needs its template"
+            )
+        mapping: dict[str, str] = {}
+        for index, pair in enumerate((p.strip() for p in value.split(",")), start=1):
+            param, sep, fact = (part.strip() for part in pair.partition("="))
+            if not sep or not param or not fact:
+                raise ConfigError(
+                    name, f"entry {index} must be 'template_param=fact', got {pair!r}"
+                )
+            if not _ZNS_PARAM_NAME.fullmatch(param):
+                raise ConfigError(
+                    name, f"entry {index} ({pair}): {param!r} is not a template parameter name"
+                )
+            if fact not in ZNS_FACTS:
+                known = ", ".join(ZNS_FACTS)
+                raise ConfigError(
+                    name, f"entry {index} ({pair}): unknown fact {fact!r} (known: {known})"
+                )
+            if param in mapping:
+                raise ConfigError(
+                    name, f"entry {index} ({pair}): template parameter {param!r} is mapped twice"
+                )
+            mapping[param] = fact
+        mappings[kind] = mapping
+    return mappings
 
 
 def _trust(env: Mapping[str, str]) -> TrustSettings:

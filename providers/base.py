@@ -27,6 +27,8 @@ class SmsMessage:
     text: str
     unicode: bool
     segments: int
+    # A one-time code the text carries: whoever logs the message masks it (never logged).
+    secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

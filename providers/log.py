@@ -2,7 +2,8 @@
 
 It accepts everything, answers with a generated id, and (like eSMS with ``RequestId``)
 recognises a repeated ``request_id`` within one process as already sent. It never
-sends delivery receipts. The phone number is masked in what it logs.
+sends delivery receipts. The phone number is masked in what it logs, and a one-time code
+(``SmsMessage.secret``) is never logged.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from gateway.logs import redact_secret_paths
 from providers.base import Receipt, SmsAccepted, SmsMessage
 
 NAME = "log"
+# What a one-time code in a message becomes in the log.
+CODE_MASK = "••••••"
 
 
 class LogProvider:
@@ -41,7 +44,7 @@ class LogProvider:
             mask_phone(message.phone_e164),
             message.segments,
             "unicode" if message.unicode else "gsm-7",
-            message.text,
+            message.text.replace(message.secret, CODE_MASK) if message.secret else message.text,
             extra={
                 "notice_id": message.notice_id,
                 "request_id": message.request_id,

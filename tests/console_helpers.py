@@ -32,7 +32,7 @@ from tests.staff_helpers import empty_staff_tables, seed_dossier
 
 CODE = "000.00.12.H19-260401-0001"
 PHONE = "+84912345678"
-MASKED = "+849*****678"
+MASKED = "+849******78"
 FRIDAY = datetime(2026, 4, 24, 9, 0, tzinfo=UTC)
 PASSWORD = "mật khẩu đủ dài 1022"
 USERS = {"hoa": "hotline", "lan": "auditor", "minh": "admin", "cu": "hotline"}

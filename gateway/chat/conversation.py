@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.events import AttachmentSent, Followed, InboundEvent, InfoShared, TextSent, Unfollowed
 from bot.replies import AskPhone, Text
 from bot.router import Bot, BotPolicy
-from gateway.chat import inbox
+from gateway.chat import inbox, zns_ratings
 from gateway.chat.runtime import JobResources
 from gateway.chat.services import ChatServices
 from gateway.delivery import outbox
@@ -29,6 +29,7 @@ from gateway.domain.phones import mask_phones_in_text
 from gateway.errors import GatewayError
 from gateway.storage.tables import chat_messages, handoffs, zalo_users
 from gateway.texts.templates import Texts
+from gateway.trust.otp import MASK as SECRET_MASK
 from providers.zalo.client import ZaloClient
 from providers.zalo.oa import Button, OaRequestUserInfo, OaText
 from providers.zalo.webhook import parse_webhook
@@ -54,6 +55,8 @@ class Conversations:
             max_failures=s.chat.lookup_max_failures,
             max_codes=s.chat.lookup_max_codes,
             hotline=s.chat.hotline,
+            otp_attempts=s.trust.otp_max_attempts,
+            otp_minutes=max(1, s.trust.otp_ttl_seconds // 60),
         )
         self.bot = Bot(self.services, texts, policy, s.tz)
 
@@ -82,6 +85,7 @@ class Conversations:
             outcome.report_id,
             outcome.handoff_id,
             forwarded=outcome.forwarded,
+            secret=outcome.secret,
         )
 
     async def _reply(
@@ -148,8 +152,12 @@ class Conversations:
         handoff_id: int | None,
         *,
         forwarded: bool,
+        secret: bool = False,
     ) -> None:
         now = self.clock()
+        # A message read as a proof (phone digits, a one-time code) is kept as a mask: the
+        # console shows conversations, and the raw webhook holds the same text.
+        hidden: dict[str, Any] = {"text": SECRET_MASK, "payload": None} if secret else {}
         async with self.r.engine.begin() as conn:
             await conn.execute(
                 chat_messages.update()
@@ -159,6 +167,7 @@ class Conversations:
                     dossier_code=dossier_code,
                     report_id=report_id,
                     handoff_id=handoff_id,
+                    **hidden,
                 )
             )
             if forwarded and handoff_id is not None:
@@ -280,6 +289,9 @@ async def apply_zns_receipts(r: JobResources, now: datetime) -> tuple[int, bool]
     items = await inbox.take_receipts(r.redis, r.settings)
     applied = 0
     for index, item in enumerate(items):
+        if zns_ratings.is_feedback(item):
+            await zns_ratings.record_feedback(r.engine, item)
+            continue
         result = await outbox.apply_receipt(
             r.engine, "zalo_zns", item["msg_id"], item.get("tracking_id"), "delivered", "", now
         )

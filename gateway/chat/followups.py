@@ -3,9 +3,13 @@
 Run by the cron every minute; idempotent. A finished dossier gets a result check
 ``RESULT_CHECK_WORKING_DAYS`` working days after it was finished, unless it was
 delivered meanwhile (the citizen has the result). A delivered dossier whose number has
-a Zalo subscriber gets a rating request. Both are notices of Zalo-only kinds, so they go
-by OA message (or a ZNS template if one is configured) and never by SMS; their dedupe
-keys make them once per dossier.
+a Zalo subscriber gets a rating request. Both go by OA message (or a ZNS template if one
+is configured); a result check also goes by SMS when it carries a signed link to the
+citizen page (``links``, with ``CITIZEN_SECRET`` set), where a citizen without Zalo
+answers it. A rating request never goes by SMS (the page offers the rating); with a ZNS
+rating template configured (``ZNS_TEMPLATE_RATING_REQUEST``, ``zns_rating``) it also goes
+to delivered dossiers whose number has no subscriber, by ZNS, and the stars come back by
+webhook (gateway.chat.zns_ratings). Their dedupe keys make them once per dossier.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from gateway.domain.calendar import WorkingCalendar
 from gateway.storage import outbox
 from gateway.storage.outbox import NewNotice
 from gateway.storage.tables import dossiers, notices, result_checks, zalo_users
+from gateway.trust.links import Links
 
 # Dossiers finished longer ago than this are not asked any more (a gateway started late,
 # or a backlog imported in bulk, must not ask about last year's results).
@@ -43,13 +48,20 @@ class FollowUps:
 
 
 async def run(
-    engine: AsyncEngine, now: datetime, calendar: WorkingCalendar, working_days: int
+    engine: AsyncEngine,
+    now: datetime,
+    calendar: WorkingCalendar,
+    working_days: int,
+    links: Links | None = None,
+    *,
+    zns_rating: bool = False,
 ) -> FollowUps:
-    """Schedule, ask and request; returns the new notice ids to put on the queue."""
+    """Schedule, ask and request; returns the new notice ids to put on the queue.
+    ``zns_rating``: a ZNS rating template is configured (rate by ZNS without the OA)."""
     async with engine.begin() as conn:
         scheduled = await _schedule(conn, now, calendar, working_days)
-        asked, skipped = await _ask(conn, now)
-        ratings = await _rating_requests(conn, now)
+        asked, skipped = await _ask(conn, now, links)
+        ratings = await _rating_requests(conn, now, zns_rating)
     return FollowUps(scheduled, asked, skipped, ratings)
 
 
@@ -86,7 +98,7 @@ async def _schedule(
     return len(rows)
 
 
-async def _ask(conn: AsyncConnection, now: datetime) -> tuple[list[str], int]:
+async def _ask(conn: AsyncConnection, now: datetime, links: Links | None) -> tuple[list[str], int]:
     rows = (
         await conn.execute(
             sa.select(result_checks.c.dossier_code, dossiers)
@@ -110,7 +122,7 @@ async def _ask(conn: AsyncConnection, now: datetime) -> tuple[list[str], int]:
             )
             skipped += 1
             continue
-        notice_id = await _notice(conn, row, "result_check", now)
+        notice_id = await _notice(conn, row, "result_check", now, links)
         await conn.execute(
             result_checks.update()
             .where(result_checks.c.dossier_code == row.code)
@@ -121,19 +133,20 @@ async def _ask(conn: AsyncConnection, now: datetime) -> tuple[list[str], int]:
     return asked, skipped
 
 
-async def _rating_requests(conn: AsyncConnection, now: datetime) -> list[str]:
+async def _rating_requests(conn: AsyncConnection, now: datetime, zns_rating: bool) -> list[str]:
     requested = sa.select(notices.c.dossier_code).where(notices.c.kind == "rating_request")
+    subscribers = sa.select(zalo_users.c.phone_e164).where(zalo_users.c.subscribed_at.is_not(None))
+    # A ZNS rating template reaches any number with a Zalo account, subscribed or not.
+    reachable = (
+        dossiers.c.phone_e164.is_not(None) if zns_rating else dossiers.c.phone_e164.in_(subscribers)
+    )
     rows = (
         await conn.execute(
             sa.select(dossiers)
             .where(
                 dossiers.c.state == "delivered",
                 dossiers.c.state_at >= now - LOOKBACK,
-                dossiers.c.phone_e164.in_(
-                    sa.select(zalo_users.c.phone_e164).where(
-                        zalo_users.c.subscribed_at.is_not(None)
-                    )
-                ),
+                reachable,
                 dossiers.c.code.not_in(requested),
             )
             .limit(BATCH)
@@ -143,7 +156,12 @@ async def _rating_requests(conn: AsyncConnection, now: datetime) -> list[str]:
     return [notice_id for notice_id in created if notice_id is not None]
 
 
-async def _notice(conn: AsyncConnection, dossier: Any, kind: str, now: datetime) -> str | None:
+async def _notice(
+    conn: AsyncConnection, dossier: Any, kind: str, now: datetime, links: Links | None = None
+) -> str | None:
     """Insert the once-per-dossier notice unless it exists; returns its id if new."""
-    question = NewNotice.once_per_dossier(kind, dossier, f"{kind}-{dossier.code}")
-    return await outbox.insert_once(conn, question, now)
+    extra: dict[str, Any] = {}
+    if kind == "result_check" and dossier.finished_at is not None:
+        extra["finished_at"] = dossier.finished_at.isoformat()  # "has had its result since …"
+    question = NewNotice.once_per_dossier(kind, dossier, f"{kind}-{dossier.code}", **extra)
+    return await outbox.insert_once(conn, question, now, links)

@@ -1,8 +1,13 @@
 """The bot's ports, implemented with the database and Redis.
 
-The bot decides; this module looks up and records. Lookup guards (wrong proofs, distinct
-codes asked) and conversation state live in Redis with TTLs; everything a person may
-need to read later (users, reports, ratings, handoffs) lives in the database.
+The bot decides; this module looks up and records. Guessing guards (wrong proofs per
+user, per dossier and per phone; distinct codes asked: ``gateway.trust.guards``, under
+the requester ``"zalo:<user id>"``) and conversation state live in Redis with TTLs;
+everything a person may need to read later (users, reports, ratings, handoffs, one-time
+codes, subscriptions) lives in the database. A shared number is stored as a claim
+(``claimed_phone_e164``); a one-time code sent to it (``gateway.trust.otp``) and typed
+back makes it the user's proven number (``phone_e164``, ``verified_at``). Notices this
+creates (the code, "your notices moved") are offered to the queue as urgent.
 """
 
 from __future__ import annotations
@@ -15,9 +20,18 @@ from typing import Any, Literal
 import orjson
 import sqlalchemy as sa
 
-from bot.ports import Citizen, DossierFacts, NoticeFacts, Question, ReportFacts
+from bot.ports import (
+    Citizen,
+    CodeOffer,
+    CodeResult,
+    DossierFacts,
+    NoticeFacts,
+    Question,
+    ReportFacts,
+)
 from gateway.chat.runtime import JobResources
 from gateway.domain.calendar import WorkingCalendar
+from gateway.storage import ratings as rating_store
 from gateway.storage import reports as report_store
 from gateway.storage.tables import (
     chat_messages,
@@ -25,10 +39,13 @@ from gateway.storage.tables import (
     events,
     handoffs,
     notices,
-    ratings,
     result_checks,
     zalo_users,
 )
+from gateway.trust import subscriptions
+from gateway.trust.guards import Guards
+from gateway.trust.links import Links
+from gateway.trust.otp import OTP_KIND, CodeSent, OneTimeCodes, TooManyCodes
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +60,8 @@ class ChatServices:
         self.s = r.settings
         self.calendar = calendar
         self.clock = clock
+        self.guards = Guards(r.redis, r.settings)
+        self.codes = OneTimeCodes(r.engine, r.settings, clock)
 
     def _key(self, *parts: str) -> str:
         return f"{self.s.redis_key_prefix}chat:" + ":".join(parts)
@@ -63,18 +82,27 @@ class ChatServices:
             ).scalar()
         if row is None:
             return Citizen(user_id, False, None, False, handoff)
+        proven = row.phone_e164 if row.verified_at else None
         return Citizen(
             user_id,
             bool(row.follows),
-            row.phone_e164 if row.verified_at else None,
-            row.subscribed_at is not None,
+            proven,
+            proven is not None and row.subscribed_at is not None,
             handoff,
+            row.claimed_phone_e164,
         )
 
     async def set_following(self, user_id: str, follows: bool) -> None:
         await self._update_user(user_id, follows=follows)
 
-    async def verify_phone(self, user_id: str, phone_e164: str, name: str | None) -> None:
+    async def claim_phone(self, user_id: str, phone_e164: str, name: str | None) -> None:
+        values: dict[str, Any] = {"claimed_phone_e164": phone_e164, "claimed_at": self.clock()}
+        if name:
+            values["display_name"] = name[:200]
+        await self._update_user(user_id, **values)
+
+    async def _prove_phone(self, user_id: str, phone_e164: str) -> None:
+        """The user typed back the code sent to ``phone_e164``: their proven number."""
         now = self.clock()
         async with self.r.engine.begin() as conn:
             row = (
@@ -85,12 +113,51 @@ class ChatServices:
             values: dict[str, Any] = {"phone_e164": phone_e164, "verified_at": now}
             if row is not None and row.phone_e164 != phone_e164:
                 values["subscribed_at"] = None  # a new number: ask again before using it
-            if name:
-                values["display_name"] = name[:200]
             await self._upsert(conn, user_id, values)
 
     async def subscribe(self, user_id: str, phone_e164: str) -> None:
-        await self._update_user(user_id, subscribed_at=self.clock(), phone_e164=phone_e164)
+        citizen = await self.citizen(user_id)
+        if citizen.verified_phone != phone_e164:  # the bot never asks this; refuse anyway
+            raise ValueError("only the user's proven number can be subscribed")
+        ids = await subscriptions.subscribe(
+            self.r.engine,
+            user_id=user_id,
+            phone_e164=phone_e164,
+            now=self.clock(),
+            links=Links.for_settings(self.s),
+        )
+        await self.r.queue.offer_notices([(i, "urgent") for i in ids])
+
+    async def unsubscribe(self, user_id: str) -> bool:
+        stopped = await subscriptions.stop(
+            self.r.engine, user_id=user_id, by="oa", now=self.clock()
+        )
+        return stopped is not None
+
+    # --- one-time codes -------------------------------------------------------------------
+
+    async def send_phone_code(self, user_id: str, phone_e164: str) -> CodeOffer:
+        return await self._offer(self.codes.send_to_phone(f"zalo:{user_id}", phone_e164))
+
+    async def send_dossier_code(self, user_id: str, dossier_code: str) -> CodeOffer:
+        return await self._offer(self.codes.send_for_dossier(f"zalo:{user_id}", dossier_code))
+
+    async def _offer(self, sending: Any) -> CodeOffer:
+        try:
+            sent: CodeSent = await sending
+        except TooManyCodes as exc:
+            return CodeOffer(self.clock(), exc.retry_after_seconds)
+        if sent.notice_id is not None:
+            await self.r.queue.offer_notices([(sent.notice_id, "urgent")])
+        return CodeOffer(sent.expires_at)
+
+    async def check_code(
+        self, user_id: str, typed: str, dossier_code: str | None = None
+    ) -> CodeResult:
+        checked = await self.codes.check(f"zalo:{user_id}", typed, dossier_code=dossier_code)
+        if checked.outcome == "ok" and dossier_code is None and checked.phone_e164:
+            await self._prove_phone(user_id, checked.phone_e164)
+        return CodeResult(checked.outcome, checked.attempts_left)
 
     async def _update_user(self, user_id: str, **values: Any) -> None:
         async with self.r.engine.begin() as conn:
@@ -129,7 +196,8 @@ class ChatServices:
             sent = (
                 await conn.execute(
                     sa.select(notices.c.kind, notices.c.channel, notices.c.state, notices.c.sent_at)
-                    .where(notices.c.dossier_code == code)
+                    # One-time codes are not news about the dossier.
+                    .where(notices.c.dossier_code == code, notices.c.kind != OTP_KIND)
                     .order_by(notices.c.created_at)
                 )
             ).all()
@@ -149,30 +217,19 @@ class ChatServices:
             notices=tuple(NoticeFacts(n.kind, n.channel, n.state, n.sent_at) for n in sent),
         )
 
-    # --- lookup guards --------------------------------------------------------------------
+    # --- guessing guards (gateway.trust.guards) ---------------------------------------
 
     async def lookup_locked(self, user_id: str) -> bool:
-        failures = await self.r.redis.get(self._key("failures", user_id))
-        return int(failures or 0) >= self.s.chat.lookup_max_failures
+        return await self.guards.locked(f"zalo:{user_id}")
 
-    async def lookup_failed(self, user_id: str) -> int:
-        key = self._key("failures", user_id)
-        async with self.r.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.s.chat.lookup_window_seconds, nx=True)
-            count, _ = await pipe.execute()
-        if count >= self.s.chat.lookup_max_failures:
-            log.warning("lookups locked after wrong proofs", extra={"user": user_id})
-        return int(count)
+    async def lookup_failed(self, user_id: str, dossier_code: str, phone_e164: str | None) -> int:
+        return await self.guards.failed(f"zalo:{user_id}", dossier_code, phone_e164)
 
     async def lookup_code_asked(self, user_id: str, code: str) -> int:
-        key = self._key("codes", user_id)
-        async with self.r.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, code)
-            pipe.expire(key, self.s.chat.lookup_window_seconds, nx=True)
-            pipe.scard(key)
-            _, _, count = await pipe.execute()
-        return int(count)
+        return await self.guards.code_asked(f"zalo:{user_id}", code)
+
+    async def needs_code(self, dossier_code: str, phone_e164: str | None) -> bool:
+        return await self.guards.needs_code(dossier_code, phone_e164)
 
     # --- reports, result checks, ratings, handoffs ----------------------------------------
 
@@ -183,8 +240,13 @@ class ChatServices:
         kind: Literal["false_closure", "problem"],
         description: str,
         source: Literal["zalo", "result_check"],
+        proof: str,
     ) -> ReportFacts:
         citizen = await self.citizen(user_id)
+        phone = citizen.verified_phone
+        if proof == "otp":  # the code went to the dossier's phone: updates go there too
+            dossier = await self.dossier(dossier_code)
+            phone = dossier.phone_e164 if dossier is not None else phone
         created = await report_store.create_report(
             self.r.engine,
             kind=kind,
@@ -192,11 +254,12 @@ class ChatServices:
             dossier_code=dossier_code,
             description=description,
             zalo_user_id=user_id,
-            phone_e164=citizen.verified_phone,
+            phone_e164=phone,
             calendar=self.calendar,
             answer_working_days=self.s.chat.report_answer_working_days,
             now=self.clock(),
             acknowledge=False,  # the bot's answer tells the number and the date
+            proof=proof,
         )
         report, notice_ids = created
         # Best effort, like every enqueue: the relay picks up what this misses.
@@ -209,7 +272,9 @@ class ChatServices:
             report.expected_at,
         )
 
-    async def record_result_check(self, user_id: str, dossier_code: str, received: bool) -> bool:
+    async def record_result_check(
+        self, user_id: str, dossier_code: str, received: bool, proof: str
+    ) -> bool:
         citizen = await self.citizen(user_id)
         now = self.clock()
         async with self.r.engine.begin() as conn:
@@ -218,11 +283,15 @@ class ChatServices:
                     sa.select(result_checks).where(result_checks.c.dossier_code == dossier_code)
                 )
             ).first()
+            asked_of_user = (
+                citizen.verified_phone is not None
+                and row is not None
+                and row.phone_e164 == citizen.verified_phone
+            )
             if (
                 row is None
                 or row.state not in ("asked", "received", "not_received")
-                or citizen.verified_phone is None
-                or row.phone_e164 != citizen.verified_phone
+                or not (asked_of_user or proof == "otp")
             ):
                 return False
             await conn.execute(
@@ -232,35 +301,29 @@ class ChatServices:
                     state="received" if received else "not_received",
                     answered_at=now,
                     zalo_user_id=user_id,
+                    answer_channel="oa",
                 )
             )
         return True
 
     async def record_rating(
-        self, user_id: str, dossier_code: str, score: int, comment: str | None
+        self,
+        user_id: str,
+        dossier_code: str,
+        progress: int | None,
+        quality: int | None,
+        comment: str | None,
     ) -> None:
-        now = self.clock()
-        async with self.r.engine.begin() as conn:
-            agency = (
-                await conn.execute(
-                    sa.select(dossiers.c.agency_code).where(dossiers.c.code == dossier_code)
-                )
-            ).scalar()
-            values = {"score": score, "comment": comment, "created_at": now}
-            updated = await conn.execute(
-                ratings.update()
-                .where(ratings.c.dossier_code == dossier_code, ratings.c.zalo_user_id == user_id)
-                .values(**values)
-            )
-            if not updated.rowcount:
-                await conn.execute(
-                    ratings.insert().values(
-                        dossier_code=dossier_code,
-                        agency_code=agency,
-                        zalo_user_id=user_id,
-                        **values,
-                    )
-                )
+        await rating_store.record_rating(
+            self.r.engine,
+            dossier_code=dossier_code,
+            channel="oa",
+            rater=f"oa:{user_id}",
+            progress=progress,
+            quality=quality,
+            comment=comment,
+            now=self.clock(),
+        )
 
     async def open_handoff(self, user_id: str, dossier_code: str | None) -> int:
         now = self.clock()

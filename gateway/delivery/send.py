@@ -28,6 +28,7 @@ from gateway.delivery import outbox
 from gateway.delivery.limits import ProviderLimits
 from gateway.delivery.outbox import ClaimedNotice
 from gateway.delivery.zalo import ZaloChannels
+from gateway.domain.routing import NEVER_QUIET_KINDS
 from gateway.domain.schedule import quiet_until, retry_delay
 from gateway.errors import (
     GatewayError,
@@ -39,6 +40,7 @@ from gateway.errors import (
 from gateway.settings import Settings
 from gateway.texts.sms import RenderedSms, render_sms
 from gateway.texts.templates import Texts
+from gateway.trust.otp import CODE_PARAM, OTP_KIND, stale_reason
 from providers.base import SmsAccepted, SmsMessage, SmsProvider
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,12 @@ _MAYBE_SENT = ("sending", "unknown")
 def _request_id(notice_id: str, provider: str) -> str:
     """The attempt key, also the idempotency key sent to providers that take one."""
     return f"{notice_id}-sms-{provider}"[:48]
+
+
+def _code_in(notice: ClaimedNotice) -> str | None:
+    """The one-time code an ``otp`` notice carries (to be kept out of any log)."""
+    code = notice.params.get(CODE_PARAM) if notice.kind == OTP_KIND else None
+    return code if isinstance(code, str) else None
 
 
 @dataclass
@@ -91,14 +99,20 @@ class Sender:
         now = self.clock()
         lease = timedelta(seconds=self.settings.delivery_lease_seconds)
         claimed, earlier = await outbox.claim_many(self.engine, ids, now, lease)
+        claimed = await self._drop_stale_codes(claimed, now)
         if not claimed:
             return {}
         quiet = quiet_until(now, self.settings.quiet_hours, self.settings.tz)
         if quiet is not None:
-            for notice in claimed:
+            # A one-time code is awaited now: it goes at night too.
+            held = [n for n in claimed if n.kind not in NEVER_QUIET_KINDS]
+            for notice in held:
                 await outbox.release(self.engine, notice.id, now, not_before=quiet)
-            log.info("notices deferred to the morning", extra={"count": len(claimed)})
-            return {}
+            if held:
+                log.info("notices deferred to the morning", extra={"count": len(held)})
+            claimed = [n for n in claimed if n.kind in NEVER_QUIET_KINDS]
+            if not claimed:
+                return {}
 
         routed = await self.zalo.run(claimed, earlier)
         pending = [_Pending(r.notice, route=r.route()) for r in routed.for_sms]
@@ -113,6 +127,22 @@ class Sender:
                 break
             pending = await self._round(provider, pending, earlier)
         return await self._give_back(pending + later)
+
+    async def _drop_stale_codes(
+        self, claimed: list[ClaimedNotice], now: datetime
+    ) -> list[ClaimedNotice]:
+        """Fail the one-time code notices whose code was used or expired; the rest."""
+        outcomes: list[dict[str, Any]] = []
+        kept: list[ClaimedNotice] = []
+        for notice in claimed:
+            why = stale_reason(notice.params, now) if notice.kind == OTP_KIND else None
+            if why is None:
+                kept.append(notice)
+            else:
+                outcomes.append({"id": notice.id, "state": "failed", "last_error": why})
+        if outcomes:
+            await outbox.record(self.engine, [], outcomes, now)
+        return kept
 
     def _maybe_taken_by(self, notice_id: str, earlier: dict[str, Any]) -> str | None:
         """The idempotent provider whose earlier attempt may have sent ``notice_id``."""
@@ -183,6 +213,7 @@ class Sender:
                 rendered.text,
                 rendered.encoding == "UCS-2",
                 rendered.segments,
+                secret=_code_in(item.notice),
             )
             async with gate:
                 try:

@@ -8,7 +8,8 @@ answers a duplicate with the first message), an OA call is never repeated blind.
 
 A ZNS message counts as sent when Zalo accepts it; its delivery receipt arrives later by
 webhook. Without a receipt by ``ZNS_RECEIPT_DEADLINE_SECONDS`` the relay asks Zalo for
-the status and, unless it was delivered, sends the notice by SMS (:func:`zns_overdue`).
+the status and, unless it was delivered, sends the notice by SMS (:func:`zns_overdue`);
+for a one-time code the deadline is at most :data:`OTP_RECEIPT_SECONDS`.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.delivery import outbox
+from gateway.delivery import outbox, zns_params
 from gateway.delivery.outbox import ClaimedNotice
-from gateway.domain.routing import Plan, ZaloContact, plan_channels
+from gateway.domain.routing import NAMED_USER_ONLY_KINDS, Plan, ZaloContact, plan_channels
 from gateway.errors import GatewayError, MaybeSent, TemporaryProviderError
 from gateway.settings import Settings
 from gateway.storage.tables import chat_messages, deliveries, notices, zalo_users
 from gateway.texts.sms import REPLY_PARAM
 from gateway.texts.templates import Texts
-from gateway.texts.zalo import render_oa, zns_data
+from gateway.texts.zalo import render_oa
+from gateway.trust.links import LINK_PARAM
+from gateway.trust.otp import OTP_KIND
 from providers.zalo.client import ZaloClient
 from providers.zalo.oa import Button, OaText
 
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 OA = "zalo_oa"
 ZNS = "zalo_zns"
 CONCURRENCY = 16
+# A one-time code sent by ZNS without a receipt by then goes by SMS too (it lives 5 min).
+OTP_RECEIPT_SECONDS = 60
 # A temporary Zalo failure keeps the notice on its channel for this many claims; after
 # that it falls back, so a long Zalo outage delays notices instead of failing them.
 TEMPORARY_TRIES = 3
@@ -156,7 +161,9 @@ class ZaloChannels:
         self, notice: ClaimedNotice, contacts: dict[str, ZaloContact], failed: dict[str, str]
     ) -> Plan:
         zalo = self.settings.zalo
-        contact = contacts.get(notice.zalo_user_id or "") or contacts.get(notice.phone_e164 or "")
+        contact = contacts.get(notice.zalo_user_id or "")
+        if contact is None and notice.kind not in NAMED_USER_ONLY_KINDS:
+            contact = contacts.get(notice.phone_e164 or "")
         if self.client is None:
             contact = None
         return plan_channels(
@@ -172,6 +179,7 @@ class ZaloChannels:
             failed=failed,
             now=self.clock(),
             window_days=zalo.window_days,
+            has_link=bool(notice.params.get(LINK_PARAM)),
         )
 
     async def _contacts(self, claimed: list[ClaimedNotice]) -> dict[str, ZaloContact]:
@@ -301,16 +309,13 @@ class ZaloChannels:
 
         async def send(routed: Routed) -> str | Exception:
             notice = routed.notice
+            mapping = self.settings.zalo.zns_params.get(notice.kind, {})
             try:
                 template_id = templates[notice.kind]
-                data = zns_data(notice.params, self.settings.tz)
                 template = await client.template_info(template_id)
-                declared = {param.name: param for param in template.params}
-                data = {
-                    name: value[: declared[name].max_length or None]
-                    for name, value in data.items()
-                    if name in declared
-                }
+                # The start-up check again, against the template as Zalo has it now.
+                zns_params.refuse_if_mismatched(notice.kind, template, mapping)
+                data = zns_params.template_data(template, mapping, notice.params, self.settings.tz)
                 assert notice.phone_e164 is not None  # the plan has no ZNS step without one
                 async with gate:
                     accepted = await client.send_zns(
@@ -332,7 +337,10 @@ class ZaloChannels:
                     {"request_id": tracking_id, "state": "accepted", "provider_message_id": result}
                 )
                 outcome = self._sent(routed.notice.id, "zns", ZNS, routed.route())
-                outcomes.append(outcome | {"receipt_due_at": deadline})
+                due = deadline
+                if routed.notice.kind == OTP_KIND:  # a code is awaited: SMS sooner
+                    due = min(deadline, now + timedelta(seconds=OTP_RECEIPT_SECONDS))
+                outcomes.append(outcome | {"receipt_due_at": due})
                 continue
             self._failed_step(routed, "zns", result, attempts, tracking_id, left, retry)
         await outbox.record(self.engine, attempts, outcomes, self.clock())

@@ -95,10 +95,12 @@ Carrier hints follow the 2-digit prefix table of today's networks (``viettel``,
 
 Masking (:func:`mask_phone`, :func:`mask_phones_in_text`): in a run of 9 or more
 digits, where separators (space, dot, dash, brackets; at most two in a row) may sit
-between digits, the first three and the last three digits stay and every other
-digit becomes ``*``; separators and a leading ``+`` stay where they are:
-``0912345678`` → ``091****678``, ``+84912345678`` → ``+849*****678``,
-``0912.345.678`` → ``091*.***.678``. In free text only runs of 9-14 digits count
+between digits, the first three and the last two digits stay and every other digit
+becomes ``*``; separators and a leading ``+`` stay where they are:
+``0912345678`` → ``091*****78``, ``+84912345678`` → ``+849******78``,
+``0912.345.678`` → ``091*.***.*78``. Never more than the last two digits: the last
+four of a dossier's phone prove enough to read it (``bot.router``, the citizen page),
+so a masked number must not give them away. In free text only runs of 9-14 digits count
 (longer grouped runs are split into numbers), and ids, dates, IPv4 addresses and
 dossier codes are skipped (see :func:`mask_phones_in_text`).
 """
@@ -239,6 +241,9 @@ _ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DOSSIER_TAIL: Final = re.compile(r"(?:[0-9]{1,3}-)?[0-9]{6}-[0-9]{4}")
 _MASK_MIN_DIGITS: Final = 9
 _MASK_MAX_DIGITS_IN_TEXT: Final = 14
+# What a masked run keeps: its first digits (the network) and its last two, no more.
+_MASK_KEEP_FIRST: Final = 3
+_MASK_KEEP_LAST: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +336,8 @@ def normalize_phone(raw: str | None) -> PhoneResult:
 
 
 def mask_phone(value: str) -> str:
-    """Mask a phone value for logs: keep the first and last three digits of each run.
+    """Mask a phone value for logs and pages: keep the first three and the last two
+    digits of each run (never more of the end: the last four digits are a proof).
 
     A run is 9+ digits with at most two separators (space, dot, dash, bracket)
     between neighbours; shorter runs are left as they are.
@@ -392,7 +398,8 @@ def _mask_run(run: str) -> str:
     for ch in run:
         if "0" <= ch <= "9":
             seen += 1
-            out.append(ch if seen <= 3 or seen > total - 3 else "*")
+            keep = seen <= _MASK_KEEP_FIRST or seen > total - _MASK_KEEP_LAST
+            out.append(ch if keep else "*")
         else:
             out.append(ch)
     return "".join(out)

@@ -74,13 +74,14 @@ __all__ = [
 
 ReportStatus = Literal["open", "in_progress", "resolved", "rejected"]
 ReportKind = Literal["false_closure", "problem"]
-ReportSource = Literal["zalo", "result_check", "phone"]
+# "web": the citizen page /tra-cuu (a citizen without Zalo, from the link in an SMS).
+ReportSource = Literal["zalo", "result_check", "phone", "web"]
 # The hotline's conclusion on a false-closure report, once it has checked with the agency.
 Finding = Literal["confirmed", "not_confirmed"]
 
 STATUSES: Final[tuple[ReportStatus, ...]] = ("open", "in_progress", "resolved", "rejected")
 KINDS: Final[tuple[ReportKind, ...]] = ("false_closure", "problem")
-SOURCES: Final[tuple[ReportSource, ...]] = ("zalo", "result_check", "phone")
+SOURCES: Final[tuple[ReportSource, ...]] = ("zalo", "result_check", "phone", "web")
 FINDINGS: Final[tuple[Finding, ...]] = ("confirmed", "not_confirmed")
 FINAL_STATUSES: Final = frozenset({"resolved", "rejected"})
 # The states the hotline still has to act on: the queue's default.

@@ -5,6 +5,9 @@ citizen and from the channels already tried for this notice (a channel that fail
 tried again; a channel that may have taken the notice ends the plan, so a notice never
 goes out by two channels). Each step carries the reason it was chosen or skipped, which
 is stored on the notice for staff to read.
+
+A one-time code (kind ``otp``) never goes by OA message: it must reach whoever holds the
+phone, not an OA user who once claimed the number. ZNS is only for Vietnamese mobiles.
 """
 
 from __future__ import annotations
@@ -13,8 +16,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-# Kinds that only make sense on Zalo (they carry buttons to answer): no SMS fallback.
+from gateway.domain.phones import normalize_phone
+
+# Kinds that only make sense on Zalo (they carry buttons to answer): no SMS fallback...
 ZALO_ONLY_KINDS = frozenset({"result_check", "rating_request"})
+# ...unless the notice carries a signed link to the citizen page, where it is answered.
+SMS_WITH_LINK_KINDS = frozenset({"result_check"})
+# Kinds that must reach whoever holds the phone now (a one-time code): never by OA
+# message, even to an OA user subscribed for the number; ZNS or SMS only.
+PHONE_ONLY_KINDS = frozenset({"otp"})
+# Kinds someone is waiting for right now (a one-time code): never held back by quiet hours.
+NEVER_QUIET_KINDS = frozenset({"otp"})
+# "Your notices now go to Zalo" (gateway.trust.subscriptions): by OA message only to the
+# OA user the notice names (the one who was subscribed before), never to the phone's
+# (new) subscriber; never by ZNS (no template says it); else by SMS to the phone.
+NAMED_USER_ONLY_KINDS = frozenset({"channel_moved"})
+NO_ZNS_KINDS = frozenset({"channel_moved"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +74,20 @@ def plan_channels(
     failed: Mapping[str, str],
     now: datetime,
     window_days: int,
+    has_link: bool = False,
 ) -> Plan:
     """The channels to try for one notice now, leaving out the ones that ``failed`` before
-    (``failed`` maps each to why, as the route should say it).
+    (``failed`` maps each to why, as the route should say it). ``has_link``: the notice
+    carries a signed link to the citizen page (then a result check may go by SMS).
 
     Attempts that may have reached the citizen are the caller's business (a ZNS attempt
     is asked again with the same tracking id; an OA attempt is not repeated).
     """
     skipped: list[str] = []
     steps: list[Step] = []
-    if "oa" in failed:
+    if kind in PHONE_ONLY_KINDS:
+        skipped.append("oa: not sent by OA message (it must reach the phone itself)")
+    elif "oa" in failed:
         skipped.append(f"oa: {failed['oa']}")
     elif contact is None:
         skipped.append("oa: no Zalo user linked to this number")
@@ -82,16 +103,20 @@ def plan_channels(
         seen = f"{contact.last_interaction_at:%Y-%m-%d}"
         steps.append(Step("oa", f"follows the OA, last interaction {seen}"))
 
-    if "zns" in failed:
+    if kind in NO_ZNS_KINDS:
+        skipped.append(f"zns: {kind} is not sent by ZNS")
+    elif "zns" in failed:
         skipped.append(f"zns: {failed['zns']}")
     elif zns_template is None:
         skipped.append(f"zns: no template configured for {kind}")
     elif phone_e164 is None:
         skipped.append("zns: no phone number")
+    elif not normalize_phone(phone_e164).ok:
+        skipped.append("zns: not a Vietnamese mobile number")
     else:
         steps.append(Step("zns", f"template {zns_template}"))
 
-    if kind in ZALO_ONLY_KINDS:
+    if kind in ZALO_ONLY_KINDS and not (has_link and kind in SMS_WITH_LINK_KINDS):
         skipped.append("sms: not sent by SMS (answered with Zalo buttons)")
     elif "sms" in failed:
         skipped.append(f"sms: {failed['sms']}")

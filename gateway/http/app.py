@@ -14,6 +14,7 @@ from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, loa
 from gateway.domain.sanctions import load_ladder
 from gateway.errors import ConfigError
 from gateway.http import api, audit, ops, staff, webhooks, zalo
+from gateway.http.citizen import setup_citizen
 from gateway.http.console.app import create_console
 from gateway.http.keys import (
     CALENDAR,
@@ -35,6 +36,7 @@ from gateway.storage import migrate
 from gateway.storage.db import Database
 from gateway.storage.ingest import IngestWriter
 from gateway.texts.templates import Texts
+from gateway.trust.links import Links
 from providers.registry import build_sms_providers
 
 
@@ -59,7 +61,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     db = Database.open(settings.database_url)
     app[DATABASE] = db
     dispatcher = Dispatcher(app[QUEUE])
-    writer = IngestWriter(db, on_notices=dispatcher)
+    writer = IngestWriter(db, on_notices=dispatcher, links=Links.for_settings(settings))
     await writer.start()
     app[WRITER] = writer
     yield
@@ -116,6 +118,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.add_routes(zalo.routes)
     app.add_routes(staff.routes)
     app.add_routes(audit.routes)
+    # The citizen page (/tra-cuu, /l/<token>): Vietnamese HTML, its own sessions and CSRF.
+    setup_citizen(app, settings)
     # The staff console: its own middlewares (sessions, CSRF), the main app's resources.
     app.add_subapp("/console/", create_console(settings))
     return app

@@ -131,6 +131,8 @@ class _View:
             "kind": r.kind,
             "finding": r.finding,
             "source": r.source,
+            # How the citizen proved the dossier's phone is theirs (gateway.trust.proofs).
+            "proof": r.proof,
             "dossier_code": r.dossier_code,
             "description": self.text(r.description),
             "officer": {"id": r.officer_id, "name": r.officer_name} if r.officer_id else None,

@@ -18,13 +18,19 @@ from aiohttp import web
 from redis import Redis as SyncRedis
 from redis import RedisError
 
-from gateway.chat import inbox
+from gateway.chat import inbox, zns_ratings
 from gateway.chat.queue import SEEN_SECONDS, enqueue_drain, enqueue_receipts
 from gateway.delivery.queues import QUEUE_ERRORS, QueueClient
 from gateway.errors import AuthenticationFailed, GatewayError, NotFound, StorageUnavailable
 from gateway.http.keys import CLOCK, METRICS, QUEUE, REDIS, SETTINGS
 from gateway.settings import Settings
-from providers.zalo.webhook import Ignored, ZnsReceipt, parse_webhook, verify_signature
+from providers.zalo.webhook import (
+    Ignored,
+    ZnsFeedback,
+    ZnsReceipt,
+    parse_webhook,
+    verify_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +134,14 @@ async def zalo_webhook(request: web.Request) -> web.Response:
                 "at": event.at.isoformat(),
             }
             fresh = await inbox.push_receipt(redis, settings, event.dedupe_key, receipt)
+            result = "queued" if fresh else "duplicate"
+            if fresh:
+                waker.wake(None)
+        elif isinstance(event, ZnsFeedback):
+            # A rating on a ZNS template: applied with the receipts (gateway.chat.zns_ratings).
+            fresh = await inbox.push_receipt(
+                redis, settings, event.dedupe_key, zns_ratings.queued_item(event)
+            )
             result = "queued" if fresh else "duplicate"
             if fresh:
                 waker.wake(None)

@@ -23,6 +23,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -44,6 +45,7 @@ from aiohttp import web
 from gateway.chat.tokens import replace_refresh_token
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.domain.phones import normalize_phone
+from gateway.domain.sms_text import unaccent
 from gateway.errors import ConfigError
 from gateway.http.app import create_app
 from gateway.http.ops import PAGE_LINKS
@@ -105,6 +107,8 @@ class Demo:
         self.worker_log: BinaryIO | None = None
         self.overrides: dict[str, str] = {}
         self.zalo = FakeZalo(receipt_delay=1.0)
+        # The fake eSMS's messages: the scripted citizen reads their one-time code there.
+        self.esms = FakeSmsCentre(receipt_delay=1.0)
         self.links: dict[str, str] = {}
 
     def say(self, line: str) -> None:
@@ -130,6 +134,9 @@ class Demo:
         ops_token = _strong_or_fresh(
             s.env.get("OPS_TOKEN", ""), "OPS_TOKEN", secrets.token_urlsafe(32)
         )
+        citizen_secret = _strong_or_fresh(
+            s.env.get("CITIZEN_SECRET", ""), "CITIZEN_SECRET", secrets.token_urlsafe(32)
+        )
         self.esms_port, self.speedsms_port = free_port(), free_port()
         self.zalo_port = free_port()
         zalo_base = f"http://127.0.0.1:{self.zalo_port}"
@@ -152,6 +159,9 @@ class Demo:
             "SPEEDSMS_SENDER": "TTHC-DEMO",
             "SMS_WEBHOOK_SECRET": secrets.token_urlsafe(32),
             "OPS_TOKEN": ops_token,
+            # One-time codes, the links in SMS and the citizen page's cookies.
+            "CITIZEN_SECRET": citizen_secret,
+            "CITIZEN_BASE_URL": base,
             "ZALO_APP_ID": self.zalo.app_id,
             "ZALO_APP_SECRET": self.zalo.app_secret,
             "ZALO_OA_SECRET_KEY": self.zalo.oa_secret_key,
@@ -205,7 +215,7 @@ class Demo:
         gateway = create_app(settings)
         gateway[PAGE_LINKS] = dict(self.links)
         apps = (
-            (create_esms_app(FakeSmsCentre(receipt_delay=1.0)), "127.0.0.1", self.esms_port),
+            (create_esms_app(self.esms), "127.0.0.1", self.esms_port),
             (
                 create_speedsms_app(FakeSmsCentre(receipt_delay=1.0, callback_url=receipts)),
                 "127.0.0.1",
@@ -391,6 +401,7 @@ _CHAT_SCRIPT = (
     ("follows the OA", "follow", ""),
     ("types: {text}", "text", "Cho tôi tra cứu hồ sơ {code}"),
     ("shares their Zalo phone number", "share", ""),
+    ("types the one-time code the SMS brought: {text}", "code", ""),
     ("taps: Báo xong nhưng chưa có kết quả", "click", "#report_false {code}"),
     ("types: {text}", "text", "Tôi đến quầy nhưng cán bộ nói chưa có kết quả."),
 )
@@ -419,6 +430,8 @@ async def _chat_story(
     demo.say(f"\nOn Zalo, {user.name} (owner of {dossier['code']}):")
     for shown, act, argument in _CHAT_SCRIPT:
         text = argument.format(code=dossier["code"])
+        if act == "code":
+            text = await _code_sent_to(demo.esms, user.phone_e164 or "")
         demo.say(f"  👤 {shown.format(text=text)}")
         before = len(zalo.messages_for(user.user_id))
         if act == "follow":
@@ -427,7 +440,7 @@ async def _chat_story(
             await zalo.share_info(user.user_id)
         elif act == "click":
             await zalo.click(user.user_id, text)
-        else:
+        else:  # typed text, or the one-time code
             await zalo.send_text(user.user_id, text)
         replies = await _replies(zalo, user.user_id, before)
         if not replies:
@@ -436,6 +449,24 @@ async def _chat_story(
         for reply in replies:
             demo.say("  🏛  " + reply.replace("\n", "\n     "))
     return user
+
+
+async def _code_sent_to(esms: FakeSmsCentre, phone: str, limit: float = 10) -> str:
+    """The newest one-time code the fake eSMS took for ``phone`` (the demo has no ZNS
+    template for codes, so they go by SMS); "------" if none came within ``limit``."""
+    deadline = time.monotonic() + limit
+    tail = phone[-9:]
+    while time.monotonic() < deadline:
+        for message in reversed(esms.messages):
+            found = _OTP_IN_SMS.search(unaccent(message.content))
+            if found and re.sub(r"\D", "", message.phone).endswith(tail):
+                return found.group(1)
+        await asyncio.sleep(0.05)
+    return "------"
+
+
+# The code in the one-time code SMS (templates/sms/otp.txt.j2), unaccented.
+_OTP_IN_SMS = re.compile(r"\b(\d{6}) la ma xac thuc\b", re.IGNORECASE)
 
 
 async def _replies(zalo: FakeZalo, user_id: str, before: int, limit: float = 10) -> list[str]:

@@ -42,6 +42,7 @@ from gateway.settings import Settings
 from gateway.storage.db import create_engine
 from gateway.storage.retention import RetentionResult, run_retention
 from gateway.texts.templates import Texts
+from gateway.trust.links import Links
 from providers.registry import build_sms_providers
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,14 @@ async def _sweep(s: Settings) -> tuple[deadlines.SweepResult, followups.FollowUp
     engine = create_engine(s.database_url, writer=True, pool_size=1)
     try:
         swept = await deadlines.sweep(engine, _now(), calendar)
-        asked = await followups.run(engine, _now(), calendar, s.chat.result_check_working_days)
+        asked = await followups.run(
+            engine,
+            _now(),
+            calendar,
+            s.chat.result_check_working_days,
+            Links.for_settings(s),
+            zns_rating=bool(s.zalo.enabled and s.zalo.zns_templates.get("rating_request")),
+        )
         return swept, asked
     finally:
         await engine.dispose()

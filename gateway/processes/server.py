@@ -22,6 +22,7 @@ from aiohttp import web
 from gateway.errors import ConfigError
 from gateway.http.app import create_app
 from gateway.logs import configure as configure_logging
+from gateway.processes.zns_check import check_zns_templates
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,12 @@ def warn_about_settings(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     """Run ``settings.http_workers`` processes and keep them running.
 
-    Weak secrets of our own (short, or an example value) stop it before anything runs.
+    Weak secrets of our own (short, or an example value) stop it before anything runs, and
+    so does a ZNS template that disagrees with its mapping (gateway.processes.zns_check).
     """
     try:
         settings.check_secrets()
+        check_zns_templates(settings)
     except ConfigError as exc:
         print(f"tthc: configuration error: {exc}", file=sys.stderr)
         return _REFUSED

@@ -24,6 +24,7 @@ from gateway.chat.queue import chat_queue_name
 from gateway.delivery.queues import queue_names
 from gateway.errors import ConfigError
 from gateway.logs import configure as configure_logging
+from gateway.processes.zns_check import check_zns_templates
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,12 @@ def start_cron(settings: Settings) -> SpawnProcess:
 def run(settings: Settings, *, burst: bool = False, cron: bool = True) -> int:
     """Work until stopped (or, with ``burst``, until the queues are empty).
 
-    Weak secrets of our own (short, or an example value) stop it with status 2 first.
+    Weak secrets of our own (short, or an example value) stop it with status 2 first, and
+    so does a ZNS template that disagrees with its mapping (gateway.processes.zns_check).
     """
     try:
         settings.check_secrets()
+        check_zns_templates(settings)
     except ConfigError as exc:
         print(f"tthc: configuration error: {exc}", file=sys.stderr)
         return 2

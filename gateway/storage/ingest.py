@@ -33,6 +33,7 @@ from gateway.storage import outbox
 from gateway.storage.db import Database
 from gateway.storage.outbox import NewNotice
 from gateway.storage.tables import consultations, dossiers, events, flags, notices
+from gateway.trust.links import Links
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,11 @@ class IngestWriter:
         max_group: int = 512,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_notices: Callable[[list[tuple[str, str]]], None] | None = None,
+        links: Links | None = None,
     ) -> None:
         self._db = db
+        # Signed links on new notices of the kinds that carry one (None: no CITIZEN_SECRET).
+        self._links = links
         self._on_notices = on_notices
         self._max_group = max_group
         self._clock = clock
@@ -232,21 +236,21 @@ class IngestWriter:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._thread, self._in_thread, batch, now)
         async with self._db.writer.begin() as conn:
-            return await conn.run_sync(_transaction, batch, now)
+            return await conn.run_sync(_transaction, batch, now, self._links)
 
     def _in_thread(self, batch: list[Submission], now: datetime) -> list[Outcome | Exception]:
         assert self._db.sync_writer is not None
         with self._db.sync_writer.begin() as conn:
-            return _transaction(conn, batch, now)
+            return _transaction(conn, batch, now, self._links)
 
 
 def _transaction(
-    conn: Connection, batch: list[Submission], now: datetime
+    conn: Connection, batch: list[Submission], now: datetime, links: Links | None = None
 ) -> list[Outcome | Exception]:
     """Load, decide and write one group; runs inside the caller's transaction."""
     state = _load(conn, batch)
     outcomes = [_record(state, s, now) for s in batch]
-    _flush(conn, state, now)
+    _flush(conn, state, now, links)
     return outcomes
 
 
@@ -452,7 +456,7 @@ def _merge_consultation(state: _GroupState, code: str, change: ConsultationChang
     state.consultation_changes.append((code, change))
 
 
-def _flush(conn: Connection, state: _GroupState, now: datetime) -> None:
+def _flush(conn: Connection, state: _GroupState, now: datetime, links: Links | None) -> None:
     if state.event_rows:
         conn.execute(events.insert(), state.event_rows)
     new_rows, changed_rows = [], []
@@ -476,7 +480,7 @@ def _flush(conn: Connection, state: _GroupState, now: datetime) -> None:
         _upsert_consultation(conn, code, change)
     if state.flag_rows:
         conn.execute(_insert_ignoring_duplicates(conn, flags), state.flag_rows)
-    outbox.insert_all(conn, state.notice_rows, now)
+    outbox.insert_all(conn, state.notice_rows, now, links)
 
 
 def _insert_ignoring_duplicates(conn: Connection, table: sa.Table) -> Any:

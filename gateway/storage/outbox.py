@@ -6,6 +6,10 @@ starts the same way: ``created`` when there is someone to send it to (a phone nu
 an OA user), ``no_recipient`` otherwise, no channel or provider yet, no attempts. The
 ``dedupe_key`` column is unique; :func:`insert_once` is for callers that may meet a key
 already taken (sweeps run every minute) and must then create nothing.
+
+Callers that have the settings pass ``links`` (:class:`gateway.trust.links.Links`, None
+without ``CITIZEN_SECRET``): a notice of a kind that carries a signed link then gets its
+``link_token`` and the URL in ``params["link"]`` as it is inserted.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.notices import NoticeDraft
 from gateway.storage.tables import notices
+from gateway.trust.links import LINK_PARAM, Links
 
 # The source of notices the gateway decides itself, not tied to a one-stop-shop event.
 GATEWAY_SOURCE = "gateway"
@@ -92,9 +97,11 @@ class NewNotice:
         return self.state == "created"
 
 
-def notice_row(notice: NewNotice, now: datetime) -> dict[str, Any]:
+def notice_row(notice: NewNotice, now: datetime, links: Links | None = None) -> dict[str, Any]:
     """The complete ``notices`` row for a new notice (every row has the same keys, so a
-    list of them inserts as one statement)."""
+    list of them inserts as one statement), with its signed link when it has one."""
+    stamped = links.stamp(notice.kind, notice.id) if links is not None else None
+    params = notice.params if stamped is None else {**notice.params, LINK_PARAM: stamped[1]}
     return {
         "id": notice.id,
         "dossier_code": notice.dossier_code,
@@ -104,7 +111,7 @@ def notice_row(notice: NewNotice, now: datetime) -> dict[str, Any]:
         "dedupe_key": notice.dedupe_key,
         "phone_e164": notice.phone_e164,
         "zalo_user_id": notice.zalo_user_id,
-        "params": notice.params,
+        "params": params,
         "state": notice.state,
         "lane": notice.lane,
         "channel": None,
@@ -113,30 +120,37 @@ def notice_row(notice: NewNotice, now: datetime) -> dict[str, Any]:
         "last_error": None,
         "created_at": now,
         "updated_at": now,
+        "link_token": stamped[0] if stamped is not None else None,
     }
 
 
-def insert_all(conn: Connection, new: Sequence[NewNotice], now: datetime) -> None:
+def insert_all(
+    conn: Connection, new: Sequence[NewNotice], now: datetime, links: Links | None = None
+) -> None:
     """Insert ``new`` in one statement, inside the caller's (synchronous) transaction.
 
     The caller has already made sure no dedupe key is taken; a taken one raises
     :class:`~sqlalchemy.exc.IntegrityError` and the transaction is the caller's to undo.
     """
     if new:
-        conn.execute(notices.insert(), [notice_row(n, now) for n in new])
+        conn.execute(notices.insert(), [notice_row(n, now, links) for n in new])
 
 
-async def insert(conn: AsyncConnection, notice: NewNotice, now: datetime) -> str:
+async def insert(
+    conn: AsyncConnection, notice: NewNotice, now: datetime, links: Links | None = None
+) -> str:
     """Insert one notice inside the caller's transaction; returns its id."""
-    await conn.execute(notices.insert(), [notice_row(notice, now)])
+    await conn.execute(notices.insert(), [notice_row(notice, now, links)])
     return notice.id
 
 
-async def insert_once(conn: AsyncConnection, notice: NewNotice, now: datetime) -> str | None:
+async def insert_once(
+    conn: AsyncConnection, notice: NewNotice, now: datetime, links: Links | None = None
+) -> str | None:
     """Insert ``notice`` unless its dedupe key exists; returns its id if it was inserted."""
     taken = await conn.execute(
         sa.select(notices.c.id).where(notices.c.dedupe_key == notice.dedupe_key)
     )
     if taken.first() is not None:
         return None
-    return await insert(conn, notice, now)
+    return await insert(conn, notice, now, links)

@@ -30,10 +30,19 @@ What is erased, counted back from ``now`` by ``RETENTION_DAYS`` (the *cutoff*):
   cutoff and whose number no longer belongs to any dossier that is kept (open, or closed
   after the cutoff): ``phone_e164``, ``verified_at`` and ``subscribed_at`` become NULL;
   such a user proves their number again to be notified on Zalo.
+  Whatever the dossiers, a number such a user only *claimed* (shared through the form,
+  never proven by a code: ``claimed_phone_e164``, ``claimed_at``) becomes NULL too.
 
-* **One-time codes** (not stored yet): when their table lands, add a pass here that
-  *deletes* codes created before the cutoff (they expire within minutes; nothing about
-  them is a fact worth keeping) — same shape as :func:`_erase_chat_page`.
+* **One-time codes** (``one_time_codes``) created more than :data:`CODES_KEPT` (one day)
+  before ``now`` — not ``RETENTION_DAYS``: a code is useless after five minutes, and the
+  day is all the sending limits look back on — are *deleted*; nothing about them is a
+  fact worth keeping.
+
+* **One-time code notices** (kind ``otp``) created more than :data:`CODES_KEPT` before
+  ``now``: ``params.otp_code`` becomes ``"erased"`` and ``text`` NULL (a code checked
+  ``ok`` was already erased then) and ``phone_e164`` NULL (a code that proved an OA
+  user's number belongs to no dossier, so no other pass would erase it); the channel and
+  the delivery stay.
 
 Kept untouched: everything else, in particular the dossiers' facts, the events' other
 fields, deliveries, ratings, handoffs, ``dossier_audit``, the violations ledger and
@@ -64,14 +73,18 @@ from gateway.storage.tables import (
     dossiers,
     events,
     notices,
+    one_time_codes,
     reports,
     result_checks,
     zalo_users,
 )
+from gateway.trust.otp import CODE_PARAM, ERASED, OTP_KIND, erase_code
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 300
+# One-time codes and the code in their notices are kept this long, whatever RETENTION_DAYS.
+CODES_KEPT = timedelta(days=1)
 
 # Dossier states after which nothing is sent to the applicant any more.
 CLOSED_STATES = ("finished", "delivered", "refused", "withdrawn")
@@ -113,6 +126,9 @@ class RetentionResult:
     chat_messages: int = 0
     reports: int = 0
     zalo_users: int = 0
+    zalo_claims: int = 0
+    one_time_codes: int = 0
+    otp_notices: int = 0
 
     def counts(self) -> dict[str, int]:
         """The counts by name, for a log line or a summary."""
@@ -165,6 +181,15 @@ async def run_retention(
             engine, _reports_page(cutoff), _erase_reports_page, dry_run, page_size
         ),
         zalo_users=await _pages(engine, _users_page(cutoff), _erase_users_page, dry_run, page_size),
+        zalo_claims=await _pages(
+            engine, _claims_page(cutoff), _erase_claims_page, dry_run, page_size
+        ),
+        one_time_codes=await _pages(
+            engine, _codes_page(now - CODES_KEPT), _delete_codes_page, dry_run, page_size
+        ),
+        otp_notices=await _pages(
+            engine, _otp_notices_page(now - CODES_KEPT), _erase_otp_page, dry_run, page_size
+        ),
     )
     log.info("retention run", extra={"dry_run": dry_run, "days": days, **result.counts()})
     return result
@@ -369,3 +394,76 @@ def _users_page(cutoff: datetime) -> _Page:
 async def _erase_users_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
     columns = (zalo_users.c.phone_e164, zalo_users.c.verified_at, zalo_users.c.subscribed_at)
     return await _null(conn, zalo_users, zalo_users.c.user_id.in_(ids), columns, dry_run)
+
+
+def _claims_page(cutoff: datetime) -> _Page:
+    last_seen = sa.func.coalesce(zalo_users.c.last_interaction_at, zalo_users.c.updated_at)
+
+    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
+        return await _keys(
+            conn,
+            sa.select(zalo_users.c.user_id)
+            .where(zalo_users.c.claimed_phone_e164.is_not(None), last_seen < cutoff)
+            .where(_after(zalo_users.c.user_id, after))
+            .order_by(zalo_users.c.user_id)
+            .limit(limit),
+        )
+
+    return page
+
+
+async def _erase_claims_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
+    columns = (zalo_users.c.claimed_phone_e164, zalo_users.c.claimed_at)
+    return await _null(conn, zalo_users, zalo_users.c.user_id.in_(ids), columns, dry_run)
+
+
+# --- one-time codes ---------------------------------------------------------------------
+
+
+def _codes_page(cutoff: datetime) -> _Page:
+    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
+        return await _keys(
+            conn,
+            sa.select(one_time_codes.c.id)
+            .where(one_time_codes.c.created_at < cutoff, _after(one_time_codes.c.id, after))
+            .order_by(one_time_codes.c.id)
+            .limit(limit),
+        )
+
+    return page
+
+
+async def _delete_codes_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
+    if not dry_run:
+        await conn.execute(one_time_codes.delete().where(one_time_codes.c.id.in_(ids)))
+    return len(ids)
+
+
+def _otp_notices_page(cutoff: datetime) -> _Page:
+    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
+        return await _keys(
+            conn,
+            sa.select(notices.c.id)
+            .where(notices.c.kind == OTP_KIND, notices.c.created_at < cutoff)
+            .where(
+                sa.or_(
+                    notices.c.text.is_not(None),
+                    notices.c.phone_e164.is_not(None),
+                    notices.c.params[CODE_PARAM].as_string() != ERASED,
+                ),
+                _after(notices.c.id, after),
+            )
+            .order_by(notices.c.id)
+            .limit(limit),
+        )
+
+    return page
+
+
+async def _erase_otp_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
+    if not dry_run:
+        await erase_code(conn, ids)
+        # The number a code went to: only the code's own notice has it when the code
+        # proved a phone (no dossier), so no other pass would ever erase it.
+        await conn.execute(notices.update().where(notices.c.id.in_(ids)).values(phone_e164=None))
+    return len(ids)

@@ -19,8 +19,15 @@ Definitions (the national on-time rule, as ``gateway.domain.lateness`` judges it
 * ``consultations_late`` / ``consultations_unanswered`` (agencies, as the consulted
   agency), ``false_closures_confirmed``: ledger entries of those rules that occurred in
   the range and whose latest decision is not ``dismissed``.
-* ``ratings``: citizens' ratings given in the range (for officers: of the dossiers they
-  closed); the average is ``None`` when there are none.
+* ``ratings``: citizens' ratings given in the range (by when each was first given; for
+  officers: of the dossiers they closed). ``count`` is every rating, one per citizen and
+  dossier, whatever scores it holds. Citizens give two scores (1-5), progress (tiến độ)
+  and quality (chất lượng tiếp nhận, giải quyết), maybe only one of them:
+  ``progress_avg`` / ``quality_avg`` average the ratings holding that score
+  (``progress_count`` / ``quality_count`` of them). Ratings from before the two scores
+  hold one overall ``score`` only and count in neither of those averages. ``average``,
+  kept from then, is the mean of every score given (each old overall score, each
+  progress and each quality score). Every average is ``None`` when nothing was counted.
 
 Officers are counted on the dossiers they received (received, missing phone) and the
 dossiers they closed (ended, on time, late, ratings), and on their own violations.
@@ -169,7 +176,7 @@ async def agency_statistics(
             _add(counts, key, **{_RULE_FIELDS[rule]: number})
             _name(names, key, name)
         rated = (
-            sa.select(ratings.c.agency_code, sa.func.count(), sa.func.sum(ratings.c.score))
+            sa.select(ratings.c.agency_code, *_RATING_COLUMNS)
             .where(
                 ratings.c.agency_code.is_not(None),
                 ratings.c.created_at >= start,
@@ -177,8 +184,8 @@ async def agency_statistics(
             )
             .group_by(ratings.c.agency_code)
         )
-        for key, number, total in await _rows(conn, rated):
-            _add(counts, key, ratings_count=number, ratings_sum=total)
+        for key, *rating_counts in await _rows(conn, rated):
+            _add(counts, key, **dict(zip(_RATING_FIELDS, rating_counts, strict=True)))
         # The name the one-stop-shop sent last wins over those seen in the range.
         names.update(await _agency_names(conn, sorted(counts)))
     return [
@@ -206,7 +213,7 @@ async def officer_statistics(
         ):
             _add(counts, key, **{_RULE_FIELDS[rule]: number})
         rated = (
-            sa.select(audit.closed_by, sa.func.count(), sa.func.sum(ratings.c.score))
+            sa.select(audit.closed_by, *_RATING_COLUMNS)
             .select_from(ratings.join(dossier_audit, audit.dossier_code == ratings.c.dossier_code))
             .where(
                 audit.closed_by.is_not(None),
@@ -215,8 +222,8 @@ async def officer_statistics(
             )
             .group_by(audit.closed_by)
         )
-        for key, number, total in await _rows(conn, rated):
-            _add(counts, key, ratings_count=number, ratings_sum=total)
+        for key, *rating_counts in await _rows(conn, rated):
+            _add(counts, key, **dict(zip(_RATING_FIELDS, rating_counts, strict=True)))
         names = await _officer_names(conn, sorted(counts), months)
     items = []
     for key in sorted(counts):
@@ -230,6 +237,25 @@ async def officer_statistics(
 # --- the queries ---------------------------------------------------------------------------
 
 _ENDED_FIELDS = ("ended", "on_time", "late_only", "late_with_apology")
+# Per group of ratings: how many, then the sum and the count of each score column
+# (``SUM``/``COUNT`` of a column skip its NULLs: a rating without that score).
+_RATING_FIELDS = (
+    "ratings_count",
+    "score_sum",
+    "score_count",
+    "progress_sum",
+    "progress_count",
+    "quality_sum",
+    "quality_count",
+)
+_RATING_COLUMNS = (
+    sa.func.count(),
+    *(
+        aggregate(column)
+        for column in (ratings.c.score, ratings.c.progress_score, ratings.c.quality_score)
+        for aggregate in (sa.func.sum, sa.func.count)
+    ),
+)
 _RULE_FIELDS = {
     "late_consultation_answer": "consultations_late",
     "consultation_unanswered": "consultations_unanswered",
@@ -456,7 +482,6 @@ def _figures(counts: Mapping[str, int], threshold: float) -> dict[str, Any]:
     ended = counts.get("ended", 0)
     late = counts.get("late_only", 0) + counts.get("late_with_apology", 0)
     missing = counts.get("missing_phone", 0)
-    rated = counts.get("ratings_count", 0)
     return {
         "received": received,
         "ended": ended,
@@ -472,11 +497,28 @@ def _figures(counts: Mapping[str, int], threshold: float) -> dict[str, Any]:
         "consultations_late": counts.get("consultations_late", 0),
         "consultations_unanswered": counts.get("consultations_unanswered", 0),
         "false_closures_confirmed": counts.get("false_closures_confirmed", 0),
-        "ratings": {
-            "count": rated,
-            "average": round(counts.get("ratings_sum", 0) / rated, 4) if rated else None,
-        },
+        "ratings": _ratings(counts),
     }
+
+
+def _average(total: int, number: int) -> float | None:
+    return round(total / number, 4) if number else None
+
+
+def _ratings(counts: Mapping[str, int]) -> dict[str, Any]:
+    """The ``ratings`` object (see the module doc for what each figure counts)."""
+    every = [(counts.get(f"{name}_sum", 0), counts.get(f"{name}_count", 0)) for name in _SCORES]
+    return {
+        "count": counts.get("ratings_count", 0),
+        "average": _average(sum(total for total, _ in every), sum(n for _, n in every)),
+        "progress_avg": _average(counts.get("progress_sum", 0), counts.get("progress_count", 0)),
+        "progress_count": counts.get("progress_count", 0),
+        "quality_avg": _average(counts.get("quality_sum", 0), counts.get("quality_count", 0)),
+        "quality_count": counts.get("quality_count", 0),
+    }
+
+
+_SCORES = ("score", "progress", "quality")
 
 
 # --- monthly series (the console's trend charts) -------------------------------------------

@@ -283,7 +283,7 @@ reports = sa.Table(
     sa.Column("number", sa.String(24), unique=True),
     # "false_closure" or "problem".
     sa.Column("kind", sa.String(16), nullable=False),
-    # "zalo", "result_check", "phone" (taken by the hotline).
+    # "zalo", "result_check", "phone" (taken by the hotline), "web" (the citizen page).
     sa.Column("source", sa.String(16), nullable=False),
     # open -> in_progress -> resolved | rejected (Open311 words where they fit).
     sa.Column("status", sa.String(16), nullable=False),

@@ -21,7 +21,9 @@ template with a changed context, until it fits:
    a last resort for a long ``OA_NAME`` or ``CHAT_HOTLINE`` (the citizen has the OA's
    name from earlier messages; the number to call is never dropped).
 
-A rule is recorded in ``shortened_by`` only if it changed the text.
+A rule is recorded in ``shortened_by`` only if it changed the text. No rule ever touches
+the signed link to the citizen page (``link``, see :mod:`gateway.trust.links`): it is what
+lets a citizen without Zalo answer, so the other facts give way to it.
 
 If it still does not fit, the result says how many segments it really takes; the caller
 decides. Templates are rendered on one line: runs of white space become one space, so a
@@ -57,6 +59,8 @@ __all__ = [
     "DEFAULT_HOTLINE",
     "DEFAULT_OA_NAME",
     "KINDS",
+    "LINK_SMS_PARAMS",
+    "NO_DOSSIER_PARAMS",
     "REPLY_PARAM",
     "REQUIRED_PARAMS",
     "ZALO_ONLY_PARAMS",
@@ -69,8 +73,9 @@ __all__ = [
     "reply_sms",
 ]
 
-# Every kind needs the dossier code; these are the params without which its message
-# would say nothing. Every other known param may be missing or None.
+# Every kind about a dossier needs its code (``NO_DOSSIER_PARAMS``, below, are about
+# none); these are the params without which its message would say nothing. Every other
+# known param may be missing or None.
 REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {
     "receipt": ("dossier_code", "received_at", "due_at"),
     "supplement": ("dossier_code", "documents"),
@@ -91,6 +96,18 @@ ZALO_ONLY_PARAMS: dict[str, tuple[str, ...]] = {
     "result_check": ("dossier_code",),
     "rating_request": ("dossier_code",),
 }
+# Kinds about no dossier: a one-time code (gateway.trust.otp; short, one segment
+# unaccented, no hotline or OA name: nothing in it should invite a call or a reply), and
+# "your notices now go to Zalo" (gateway.trust.subscriptions; its link is optional).
+NO_DOSSIER_PARAMS: dict[str, tuple[str, ...]] = {
+    "otp": ("otp_code",),
+    "channel_moved": (),
+}
+# Zalo-only kinds that do go by SMS when the notice carries a signed link to the citizen
+# page (answered there instead of with Zalo buttons): their SMS needs the link.
+LINK_SMS_PARAMS: dict[str, tuple[str, ...]] = {
+    "result_check": ("dossier_code", "link"),
+}
 
 _KNOWN_PARAMS = (
     "dossier_code",
@@ -109,6 +126,10 @@ _KNOWN_PARAMS = (
     "report_number",
     "status_note",
     "expected_at",
+    "finished_at",
+    "link",
+    "otp_code",
+    "minutes",
 )
 _FREE_TEXT = ("reason", "documents", "pickup", "status_note")
 
@@ -199,7 +220,7 @@ def render_sms(
     Raises ``ValidationFailed`` for an unknown kind or a missing required param; never
     for a text that does not fit (its true segment count is returned).
     """
-    context = _context(kind, params, zone)
+    context = _context(kind, params, zone, sms=True)
     reply = params.get(REPLY_PARAM)
     if isinstance(reply, str) and reply.strip():
         return reply_sms(kind, reply, accents=accents)
@@ -262,8 +283,8 @@ def reply_fits(text: str, *, budget: int, unicode_budget: int) -> tuple[ReplyFit
     )
 
 
-def _context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:
-    required = REQUIRED_PARAMS.get(kind) or ZALO_ONLY_PARAMS.get(kind)
+def _context(kind: str, params: Mapping[str, Any], zone: tzinfo, *, sms: bool = False) -> Context:
+    required = _required(kind, sms=sms)
     if required is None:
         raise ValidationFailed([FieldError("kind", f"no SMS template for {kind!r}")])
     context: Context = dict.fromkeys(_KNOWN_PARAMS)
@@ -283,6 +304,15 @@ def _context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:
     context["kind"] = kind
     context["zone"] = zone
     return context
+
+
+def _required(kind: str, *, sms: bool = True) -> tuple[str, ...] | None:
+    """The params a kind's text cannot do without (as an SMS: a Zalo-only kind's SMS needs
+    its link); None for an unknown kind."""
+    by_sms = LINK_SMS_PARAMS.get(kind) if sms else None
+    if kind in NO_DOSSIER_PARAMS:  # may need nothing at all (an empty tuple)
+        return NO_DOSSIER_PARAMS[kind]
+    return REQUIRED_PARAMS.get(kind) or by_sms or ZALO_ONLY_PARAMS.get(kind)
 
 
 def notice_context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:
@@ -420,7 +450,7 @@ def _rule_truncate(context: Context, fits: _Fits) -> Context | None:
         total = _word_count(value) if value else 0
         if total <= _MIN_WORDS:
             continue
-        optional = name not in REQUIRED_PARAMS[context["kind"]]
+        optional = name not in (_required(context["kind"]) or ())
         keeps = [*([0] if optional else []), *_word_counts_to_try(value, total)]
         best, low, high = 0, 1, len(keeps) - 1
         while low <= high:  # the most words that still fit

@@ -77,9 +77,10 @@ class ZaloClient:
         log.info("zalo oa message sent", extra={"user": user_id, "message_id": sent.message_id})
         return sent
 
-    async def template_info(self, template_id: str) -> zns.ZnsTemplate:
-        """The template's parameters and status, cached in Redis for an hour."""
-        cached = await self._templates.get(template_id)
+    async def template_info(self, template_id: str, *, fresh: bool = False) -> zns.ZnsTemplate:
+        """The template's parameters and status, cached in Redis for an hour once it is
+        enabled; ``fresh`` asks Zalo whatever is cached (the start-up check)."""
+        cached = None if fresh else await self._templates.get(template_id)
         if cached is not None:
             return cached
         url = self._settings.zns_base_url.rstrip("/") + zns.TEMPLATE_PATH

@@ -7,9 +7,10 @@ where ``app_id`` and ``timestamp`` are the string values in the body and ``key``
 OA Secret Key. There is no timestamp header.
 
 :func:`parse_webhook` gives a :mod:`bot.events` event for what a user did, a
-:class:`ZnsReceipt` for a ZNS delivery report and :class:`Ignored` for everything else
-(OA chat receipts, "seen", echoes of our own messages, event names we do not know). A
-known event with a missing or ill-typed field raises ``MalformedInput`` naming the field.
+:class:`ZnsReceipt` for a ZNS delivery report, a :class:`ZnsFeedback` for a rating given
+on a ZNS service-rating template (``user_feedback``) and :class:`Ignored` for everything
+else (OA chat receipts, "seen", echoes of our own messages, event names we do not know).
+A known event with a missing or ill-typed field raises ``MalformedInput`` naming the field.
 """
 
 from __future__ import annotations
@@ -68,6 +69,26 @@ class ZnsReceipt:
 
 
 @dataclass(frozen=True, slots=True)
+class ZnsFeedback:
+    """A citizen rated a ZNS service-rating template (``user_feedback``): 1 to 5 stars,
+    the detail options they ticked (``feedbacks``) and a note, for the message ``msg_id``
+    (our ``tracking_id`` when Zalo echoes it)."""
+
+    msg_id: str
+    tracking_id: str | None
+    rate: int
+    note: str | None
+    feedbacks: tuple[str, ...]
+    submitted_at: datetime
+    dedupe_key: str
+
+    @property
+    def at(self) -> datetime:
+        """When the citizen sent the rating."""
+        return self.submitted_at
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     """An event we acknowledge and drop: receipts of OA chat, seen, echoes, unknown names."""
 
@@ -75,7 +96,9 @@ class Ignored:
     dedupe_key: str
 
 
-WebhookEvent = InboundEvent | ZnsReceipt | Ignored
+WebhookEvent = InboundEvent | ZnsReceipt | ZnsFeedback | Ignored
+# The stars of a ZNS service-rating template.
+FEEDBACK_RATES = range(1, 6)
 
 
 def sign(raw_body: bytes, app_id: str, timestamp: str, key: str) -> str:
@@ -122,6 +145,8 @@ def parse_webhook(payload: dict[str, Any], server: str | None) -> WebhookEvent:
     name = _string(payload, "event_name")
     if name == "user_received_message" and _is_zns(payload, server):
         return _zns_receipt(payload)
+    if name == "user_feedback":
+        return _zns_feedback(payload)
     if name in ("follow", "unfollow"):
         user_id = _string(payload, "follower", "id")
         kind = Followed if name == "follow" else Unfollowed
@@ -172,6 +197,38 @@ def _zns_receipt(payload: dict[str, Any]) -> ZnsReceipt:
         else _moment(payload)
     )
     return ZnsReceipt(msg_id, tracking or None, phone or None, delivered, msg_id)
+
+
+def _zns_feedback(payload: dict[str, Any]) -> ZnsFeedback:
+    msg_id = _string(payload, "message", "msg_id")
+    message = payload["message"]
+    tracking = message.get("tracking_id")
+    if tracking is not None and not isinstance(tracking, str):
+        raise MalformedInput("message.tracking_id is not a string")
+    rate = message.get("rate")
+    if isinstance(rate, str) and rate.isdigit():
+        rate = int(rate)
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate not in FEEDBACK_RATES:
+        raise MalformedInput("message.rate is not a whole number from 1 to 5")
+    raw_feedbacks = message.get("feedbacks")
+    if raw_feedbacks is not None and not isinstance(raw_feedbacks, list):
+        raise MalformedInput("message.feedbacks is not a list")
+    feedbacks = tuple(text for text in map(_loose, raw_feedbacks or []) if text)
+    submitted = (
+        _moment(payload, "message", "submit_time")
+        if message.get("submit_time") not in (None, "")
+        else _moment(payload)
+    )
+    moment = str(int(submitted.timestamp() * 1000))
+    return ZnsFeedback(
+        msg_id,
+        tracking or None,
+        rate,
+        _loose(message.get("note")),
+        feedbacks,
+        submitted,
+        f"feedback:{msg_id}:{moment}",
+    )
 
 
 def _attachment(payload: dict[str, Any], name: str) -> AttachmentSent:

@@ -5,11 +5,13 @@ Wire contract: ``docs/zalo.md`` (§ ZNS). A send is checked here before it leave
     phone ──► zns_phone ──────────────── +84 mobile → "84…", else ChannelUnavailable
     tracking_id, data ──► validate_send ─ against the template's listParams, every
                                           faulty field named (ValidationFailed)
-    template ◄── TemplateCache (Redis, one hour) ◄── /template/info/v2 (parse_template)
+    template ◄── TemplateCache (Redis, one hour, ENABLE only) ◄── /template/info/v2
     answer ──► parse_accepted ─────────── ZnsAccepted(msg_id, sent_time, remaining quota)
 
 A send refused with ``TemplateRefused`` drops the cached template, so the next send
-checks against what Zalo has now. The calls themselves are in
+checks against what Zalo has now. A template that is not ``ENABLE`` (still in review,
+disabled) is never cached: the next look-up asks Zalo again, so a template approved
+meanwhile is used at once. The calls themselves are in
 :class:`providers.zalo.client.ZaloClient`.
 """
 
@@ -36,6 +38,11 @@ SEND_PATH = "/message/template"
 TEMPLATE_PATH = "/template/info/v2"
 STATUS_PATH = "/message/status"
 TEMPLATE_CACHE_SECONDS = 3600
+# The only template status a send may use (and the only one cached).
+ENABLED = "ENABLE"
+# listParams types the gateway fills in a particular form (others take text).
+PARAM_NUMBER = "NUMBER"
+PARAM_DATE = "DATE"
 
 _MOBILE_E164 = re.compile(r"^\+84[1-9]\d{8}$")
 _TRACKING_ID = re.compile(r"^[A-Za-z0-9]{1,48}$")
@@ -95,7 +102,7 @@ def validate_send(
 def validate_template_data(template: ZnsTemplate, data: Mapping[str, str]) -> list[FieldError]:
     """What Zalo would refuse in ``template_data``, as ``template_data.<name>`` errors."""
     errors: list[FieldError] = []
-    if template.status != "ENABLE":
+    if template.status != ENABLED:
         errors.append(
             FieldError("template_id", f"template {template.template_id} is {template.status}")
         )
@@ -167,7 +174,8 @@ def parse_status(data: Mapping[str, Any]) -> ZnsStatus:
 
 
 class TemplateCache:
-    """Template info as Zalo answered it, in Redis for an hour.
+    """Template info as Zalo answered it, in Redis for an hour, once the template is
+    ``ENABLE`` (any other status is looked up again next time).
 
     The cache only saves calls: when Redis fails the template is fetched again, and a
     failure to write or drop an entry is logged, never raised (the entry expires anyway).
@@ -187,7 +195,11 @@ class TemplateCache:
         return None if cached is None else parse_template(template_id, orjson.loads(cached))
 
     async def put(self, template_id: str, data: Mapping[str, Any]) -> None:
-        """Keep the ``data`` of a template answer for an hour."""
+        """Keep the ``data`` of a template answer for an hour if the template is enabled;
+        otherwise drop what was kept (it is out of date)."""
+        if data.get("status") != ENABLED:
+            await self.forget(template_id)
+            return
         try:
             await self._redis.set(
                 self._key(template_id), orjson.dumps(dict(data)), ex=TEMPLATE_CACHE_SECONDS

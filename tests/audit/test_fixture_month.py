@@ -130,7 +130,14 @@ BUILDING = {
     "consultations_late": 0,
     "consultations_unanswered": 0,
     "false_closures_confirmed": 1,  # 1
-    "ratings": {"count": 0, "average": None},
+    "ratings": {
+        "count": 0,
+        "average": None,
+        "progress_avg": None,
+        "progress_count": 0,
+        "quality_avg": None,
+        "quality_count": 0,
+    },
 }
 CONSULTED_AGENCY = {
     "agency": CONSULTED,
@@ -147,7 +154,14 @@ CONSULTED_AGENCY = {
     "consultations_late": 1,
     "consultations_unanswered": 0,
     "false_closures_confirmed": 0,
-    "ratings": {"count": 0, "average": None},
+    "ratings": {
+        "count": 0,
+        "average": None,
+        "progress_avg": None,
+        "progress_count": 0,
+        "quality_avg": None,
+        "quality_count": 0,
+    },
 }
 NUMBERS = (
     "received",

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.ports import BotPolicy, DossierFacts, NoticeFacts
+from bot.replies import Reply
 from bot.router import Bot
 from gateway.texts.templates import Texts
 from tests.bot.memory import Chat, MemoryServices, UserRecord
@@ -72,15 +73,29 @@ def owner(bot: Bot, services: MemoryServices) -> Chat:
     return Chat(bot, services, "owner")
 
 
+async def prove_with_code(chat: Chat, code: str = CODE) -> list[Reply]:
+    """The citizen asks for a one-time code for the dossier ("Gửi mã xác thực") and types
+    the one its phone received; the replies to the code."""
+    await chat.tap(f"#otp {code}")
+    return await chat.say(chat.services.code_for(OWNER_PHONE))
+
+
+async def prove_phone(chat: Chat, phone: str = OWNER_PHONE) -> list[Reply]:
+    """The citizen shares ``phone`` and types back the code sent to it; the replies."""
+    await chat.share(phone)
+    return await chat.say(chat.services.code_for(phone))
+
+
 @pytest.fixture
 def verified(bot: Bot, services: MemoryServices) -> Chat:
-    """The dossier's applicant, whose shared Zalo phone is the dossier's."""
+    """The dossier's applicant, whose Zalo number was proven by a code and is the
+    dossier's."""
     services.users["verified"] = UserRecord(follows=True, phone=OWNER_PHONE)
     return Chat(bot, services, "verified")
 
 
 @pytest.fixture
 def stranger(bot: Bot, services: MemoryServices) -> Chat:
-    """Another citizen, who shared their own phone number."""
+    """Another citizen, whose own (proven) number is not the dossier's."""
     services.users["stranger"] = UserRecord(follows=True, phone=STRANGER_PHONE)
     return Chat(bot, services, "stranger")

@@ -1,16 +1,21 @@
 """An in-memory :class:`bot.ports.Services`, and a driver that talks to the bot through it.
 
 The port keeps everything the bot records in plain dictionaries and lists, and answers
-with the same rules as the gateway's implementation (lookup guards in a window, state
-with a TTL, a result-check answer accepted only from the phone it was asked of), on a
-clock the test moves. The driver plays the gateway's part around the bot: it feeds
-events, keeps the replies sent, forgets a pending question once anything else was sent,
-and stores forwarded messages on the open handoff.
+with the same rules as the gateway's implementation (guessing guards per user, per
+dossier and per phone in their windows, one-time codes with tries, expiry and a limit
+per phone, state with a TTL, a result-check answer accepted only from the phone it was
+asked of or with a code, a subscription moving a phone's notices and telling the
+previous channel once), on a clock the test moves. The codes "sent" are kept in
+``codes``: a test reads the one a phone received with :meth:`MemoryServices.code_for`.
+The driver plays the gateway's part around the bot: it feeds events, keeps the replies
+sent, forgets a pending question once anything else was sent, and stores forwarded
+messages on the open handoff.
 """
 
 from __future__ import annotations
 
 import itertools
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +31,8 @@ from bot.events import (
 )
 from bot.ports import (
     Citizen,
+    CodeOffer,
+    CodeResult,
     DossierFacts,
     Question,
     ReportFacts,
@@ -43,9 +50,24 @@ class UserRecord:
     """One OA user as the gateway's ``zalo_users`` row would hold them."""
 
     follows: bool = False
-    phone: str | None = None  # verified: shared through request_user_info
+    phone: str | None = None  # proven: a one-time code sent to it was typed back
     name: str | None = None
     subscribed: bool = False
+    claimed: str | None = None  # shared through request_user_info: only a claim
+
+
+@dataclass
+class SentCode:
+    """A one-time code the port "sent" (``phone`` None: an unknown dossier, nothing went)."""
+
+    user_id: str
+    purpose: str  # "phone" or "dossier"
+    phone: str | None
+    dossier_code: str | None
+    code: str
+    expires: datetime
+    attempts: int = 0
+    used: bool = False
 
 
 @dataclass
@@ -58,6 +80,7 @@ class OpenedReport:
     description: str
     source: ReportSource
     facts: ReportFacts
+    proof: str = ""
 
 
 @dataclass
@@ -80,20 +103,37 @@ class MemoryServices:
         max_failures: int = 5,
         window: timedelta = timedelta(hours=1),
         state_ttl: timedelta = timedelta(hours=24),
+        dossier_max_failures: int = 5,
+        dossier_window: timedelta = timedelta(days=1),
+        codes_per_phone_hour: int = 3,
+        code_ttl: timedelta = timedelta(minutes=5),
+        code_attempts: int = 3,
     ) -> None:
         self.now = START
         self.max_failures = max_failures
         self.window = window
         self.state_ttl = state_ttl
+        self.dossier_max_failures = dossier_max_failures
+        self.dossier_window = dossier_window
+        self.codes_per_phone_hour = codes_per_phone_hour
+        self.code_ttl = code_ttl
+        self.code_attempts = code_attempts
         self.users: dict[str, UserRecord] = {}
         self.dossiers: dict[str, DossierFacts] = {}
         self.failures: dict[str, list[datetime]] = {}
+        # Wrong proofs by anyone, per dossier code and per phone.
+        self.dossier_failures: dict[str, list[datetime]] = {}
+        self.phone_failures: dict[str, list[datetime]] = {}
+        self.codes: list[SentCode] = []
+        # "channel_moved" notices: (the previous OA user, or None for an SMS; the phone).
+        self.moved: list[tuple[str | None, str]] = []
         self.codes_asked: dict[str, dict[str, datetime]] = {}
         self.reports: list[OpenedReport] = []
         # A result check sent: dossier code → the phone it was asked of.
         self.result_checks: dict[str, str] = {}
         self.result_answers: dict[str, bool] = {}
-        self.ratings: dict[tuple[str, str], tuple[int, str | None]] = {}
+        # (user, dossier) → (progress, quality, comment), filled in as the gateway does.
+        self.ratings: dict[tuple[str, str], tuple[int | None, int | None, str | None]] = {}
         self.handoffs: list[Handoff] = []
         self.questions: dict[str, Question] = {}
         self.states: dict[str, tuple[dict[str, Any], datetime]] = {}
@@ -114,8 +154,16 @@ class MemoryServices:
     def _user(self, user_id: str) -> UserRecord:
         return self.users.setdefault(user_id, UserRecord(follows=True))
 
-    def _recent(self, moments: list[datetime]) -> list[datetime]:
-        return [m for m in moments if self.now - m < self.window]
+    def _recent(self, moments: list[datetime], window: timedelta | None = None) -> list[datetime]:
+        return [m for m in moments if self.now - m < (window or self.window)]
+
+    def code_for(self, phone: str) -> str:
+        """The newest code sent to ``phone`` (what its owner reads on their phone)."""
+        return next(c.code for c in reversed(self.codes) if c.phone == phone)
+
+    def codes_to(self, phone: str) -> int:
+        """How many codes were sent to ``phone``."""
+        return sum(1 for c in self.codes if c.phone == phone)
 
     # --- Services -------------------------------------------------------------------
 
@@ -123,17 +171,68 @@ class MemoryServices:
         user = self.users.get(user_id, UserRecord())
         handoff = self.open_handoff_of(user_id)
         return Citizen(
-            user_id, user.follows, user.phone, user.subscribed, handoff.id if handoff else None
+            user_id,
+            user.follows,
+            user.phone,
+            user.subscribed and user.phone is not None,
+            handoff.id if handoff else None,
+            user.claimed,
         )
 
     async def set_following(self, user_id: str, follows: bool) -> None:
         self._user(user_id).follows = follows
 
-    async def verify_phone(self, user_id: str, phone_e164: str, name: str | None) -> None:
+    async def claim_phone(self, user_id: str, phone_e164: str, name: str | None) -> None:
         user = self._user(user_id)
-        if user.phone != phone_e164:
-            user.subscribed = False
-        user.phone, user.name = phone_e164, name or user.name
+        user.claimed, user.name = phone_e164, name or user.name
+
+    async def send_phone_code(self, user_id: str, phone_e164: str) -> CodeOffer:
+        return self._send(user_id, "phone", phone_e164, None)
+
+    async def send_dossier_code(self, user_id: str, dossier_code: str) -> CodeOffer:
+        dossier = self.dossiers.get(dossier_code)
+        phone = dossier.phone_e164 if dossier is not None else None
+        return self._send(user_id, "dossier", phone, dossier_code)
+
+    def _send(
+        self, user_id: str, purpose: str, phone: str | None, dossier_code: str | None
+    ) -> CodeOffer:
+        hour = timedelta(hours=1)
+        recent = [c.expires - self.code_ttl for c in self.codes if c.phone == phone]
+        if phone is not None and len(self._recent(recent, hour)) >= self.codes_per_phone_hour:
+            oldest = min(self._recent(recent, hour))
+            return CodeOffer(self.now, int((oldest + hour - self.now).total_seconds()) + 1)
+        code = f"{secrets.randbelow(10**6):06d}"
+        expires = self.now + self.code_ttl
+        self.codes.append(SentCode(user_id, purpose, phone, dossier_code, code, expires))
+        return CodeOffer(expires)
+
+    async def check_code(
+        self, user_id: str, typed: str, dossier_code: str | None = None
+    ) -> CodeResult:
+        purpose = "phone" if dossier_code is None else "dossier"
+        mine = [
+            c
+            for c in self.codes
+            if c.user_id == user_id and c.purpose == purpose and c.dossier_code == dossier_code
+        ]
+        if not mine or mine[-1].used:
+            return CodeResult("none")
+        sent = mine[-1]
+        if sent.expires <= self.now:
+            return CodeResult("expired")
+        if sent.attempts >= self.code_attempts:
+            return CodeResult("exhausted")
+        sent.attempts += 1
+        if sent.phone is None or typed != sent.code:
+            return CodeResult("wrong", self.code_attempts - sent.attempts)
+        sent.used = True
+        if purpose == "phone":
+            user = self._user(user_id)
+            if user.phone != sent.phone:
+                user.subscribed = False
+            user.phone = sent.phone
+        return CodeResult("ok")
 
     async def dossier(self, code: str) -> DossierFacts | None:
         return self.dossiers.get(code)
@@ -141,10 +240,22 @@ class MemoryServices:
     async def lookup_locked(self, user_id: str) -> bool:
         return len(self._recent(self.failures.get(user_id, []))) >= self.max_failures
 
-    async def lookup_failed(self, user_id: str) -> int:
+    async def lookup_failed(self, user_id: str, dossier_code: str, phone_e164: str | None) -> int:
+        self.dossier_failures.setdefault(dossier_code, []).append(self.now)
+        if phone_e164 is not None:
+            self.phone_failures.setdefault(phone_e164, []).append(self.now)
         moments = [*self._recent(self.failures.get(user_id, [])), self.now]
         self.failures[user_id] = moments
         return len(moments)
+
+    async def needs_code(self, dossier_code: str, phone_e164: str | None) -> bool:
+        counted = [self.dossier_failures.get(dossier_code, [])]
+        if phone_e164 is not None:
+            counted.append(self.phone_failures.get(phone_e164, []))
+        return any(
+            len(self._recent(moments, self.dossier_window)) >= self.dossier_max_failures
+            for moments in counted
+        )
 
     async def lookup_code_asked(self, user_id: str, code: str) -> int:
         asked = {c: at for c, at in self.codes_asked.get(user_id, {}).items() if self._recent([at])}
@@ -154,7 +265,24 @@ class MemoryServices:
 
     async def subscribe(self, user_id: str, phone_e164: str) -> None:
         user = self._user(user_id)
-        user.phone, user.subscribed = phone_e164, True
+        assert user.phone == phone_e164, "only the proven number may be subscribed"
+        if user.subscribed:
+            return
+        previous = [
+            uid
+            for uid, other in self.users.items()
+            if uid != user_id and other.subscribed and other.phone == phone_e164
+        ]
+        for uid in previous:
+            self.users[uid].subscribed = False
+        recipients: list[str | None] = [*previous] or [None]
+        self.moved.extend((uid, phone_e164) for uid in recipients)
+        user.subscribed = True
+
+    async def unsubscribe(self, user_id: str) -> bool:
+        user = self._user(user_id)
+        stopped, user.subscribed = user.subscribed, False
+        return stopped
 
     async def open_report(
         self,
@@ -163,25 +291,46 @@ class MemoryServices:
         kind: ReportKind,
         description: str,
         source: ReportSource,
+        proof: str,
     ) -> ReportFacts:
         number = len(self.reports) + 1
         facts = ReportFacts(
             number, f"PA-2024-{number:06d}", dossier_code, "open", self.now + timedelta(days=7)
         )
-        self.reports.append(OpenedReport(user_id, dossier_code, kind, description, source, facts))
+        self.reports.append(
+            OpenedReport(user_id, dossier_code, kind, description, source, facts, proof)
+        )
         return facts
 
-    async def record_result_check(self, user_id: str, dossier_code: str, received: bool) -> bool:
+    async def record_result_check(
+        self, user_id: str, dossier_code: str, received: bool, proof: str
+    ) -> bool:
         asked = self.result_checks.get(dossier_code)
-        if asked is None or asked != self._user(user_id).phone:
+        if asked is None or (asked != self._user(user_id).phone and proof != "otp"):
             return False
         self.result_answers[dossier_code] = received
         return True
 
     async def record_rating(
-        self, user_id: str, dossier_code: str, score: int, comment: str | None
+        self,
+        user_id: str,
+        dossier_code: str,
+        progress: int | None,
+        quality: int | None,
+        comment: str | None,
     ) -> None:
-        self.ratings[(user_id, dossier_code)] = (score, comment)
+        # What is given replaces, what is None keeps; scores are 1-5, as the gateway's
+        # storage insists (gateway.storage.ratings).
+        assert all(score is None or 1 <= score <= 5 for score in (progress, quality))
+        was_progress, was_quality, was_comment = self.ratings.get(
+            (user_id, dossier_code), (None, None, None)
+        )
+        assert (progress, quality, was_progress, was_quality) != (None, None, None, None)
+        self.ratings[(user_id, dossier_code)] = (
+            was_progress if progress is None else progress,
+            was_quality if quality is None else quality,
+            was_comment if comment is None else comment,
+        )
 
     async def open_handoff(self, user_id: str, dossier_code: str | None) -> int:
         handoff = self.open_handoff_of(user_id)

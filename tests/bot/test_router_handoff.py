@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bot.conftest import CODE, MENU, OTHER_CODE
+from tests.bot.conftest import CODE, MENU, OTHER_CODE, prove_with_code
 from tests.bot.memory import Chat, MemoryServices, payloads, text_of
 
 ACK = "Đã chuyển cho cán bộ tổng đài 1022"
@@ -105,11 +105,11 @@ async def test_opening_the_chat_during_a_handoff_shows_no_menu(owner: Chat) -> N
     assert await owner.open_chat() == []
 
 
-async def test_a_handoff_after_a_proven_lookup_is_about_that_dossier(
+async def test_a_handoff_after_a_lookup_proven_by_a_code_is_about_that_dossier(
     owner: Chat, services: MemoryServices
 ) -> None:
     await owner.say(CODE)
-    (answer,) = await owner.say("5678")
+    (answer,) = await prove_with_code(owner)
     assert f"#human {CODE}" in payloads(answer)
     await owner.tap(f"#human {CODE}")
     handoff = services.open_handoff_of("owner")
@@ -117,13 +117,34 @@ async def test_a_handoff_after_a_proven_lookup_is_about_that_dossier(
     assert owner.outcome.dossier_code == CODE
 
 
+async def test_the_last_four_digits_do_not_attach_the_dossier(
+    owner: Chat, services: MemoryServices
+) -> None:
+    await owner.say(CODE)
+    (answer,) = await owner.say("5678")
+    assert "Sở Xây dựng" in text_of(answer)
+    await owner.tap(f"#human {CODE}")
+    handoff = services.open_handoff_of("owner")
+    assert handoff is not None and handoff.dossier_code is None
+
+
+async def test_a_claimed_phone_does_not_attach_the_dossier(
+    owner: Chat, services: MemoryServices
+) -> None:
+    await owner.share("0912345678")  # the dossier's number, but only claimed
+    await owner.say("menu")
+    await owner.tap(f"#human {CODE}")
+    handoff = services.open_handoff_of("owner")
+    assert handoff is not None and handoff.dossier_code is None
+
+
 async def test_the_menu_handoff_is_about_the_last_dossier_proven(
     owner: Chat, verified: Chat, services: MemoryServices
 ) -> None:
     await owner.say(OTHER_CODE)
-    await owner.say("5678")
+    await prove_with_code(owner, OTHER_CODE)
     await owner.say(CODE)
-    await owner.say("5678")
+    await prove_with_code(owner)
     await owner.say("menu")
     await owner.say("5")
     handoff = services.open_handoff_of("owner")
@@ -153,7 +174,7 @@ async def test_a_proven_dossier_is_not_swapped_for_an_unproven_one(
     owner: Chat, services: MemoryServices
 ) -> None:
     await owner.say(OTHER_CODE)
-    await owner.say("5678")
+    await prove_with_code(owner, OTHER_CODE)
     await owner.say("000.00.12.H19-240401-0999")  # another code, at the proof prompt now
     await owner.tap("#human")
     handoff = services.open_handoff_of("owner")

@@ -1,5 +1,7 @@
-"""Looking a dossier up: the ownership proof, the wrong-proof lockout, code enumeration,
-the shared phone, and a conversation state that expired."""
+"""Looking a dossier up: the levels of ownership proof (last four digits to read, a
+one-time code or the proven number to act), the wrong-proof lockout per user and per
+dossier across users, code enumeration, the shared phone as a mere claim, and a
+conversation state that expired."""
 
 from __future__ import annotations
 
@@ -8,14 +10,17 @@ import logging
 import pytest
 
 from bot.replies import AskPhone
+from bot.router import Bot
 from tests.bot.conftest import (
     CODE,
     MAX_CODES,
     MAX_FAILURES,
     MENU,
     OTHER_CODE,
+    OWNER_PHONE,
     SECRETS,
     UNKNOWN_CODE,
+    prove_with_code,
 )
 from tests.bot.memory import Chat, MemoryServices, everything, payloads, text_of
 
@@ -84,13 +89,43 @@ async def test_a_verified_owner_sees_the_dossier_without_typing_a_proof(
     assert "#subscribe" not in payloads(answer)  # nothing to offer any more
 
 
-async def test_sharing_the_matching_phone_at_the_proof_step_shows_the_dossier(
+async def test_sharing_the_matching_phone_sends_a_code_and_the_code_shows_the_dossier(
     owner: Chat, services: MemoryServices
 ) -> None:
     await owner.say(CODE)
-    (answer,) = await owner.share("0912345678")
+    (sent,) = await owner.share("0912345678")
+    # A claim only: a code goes to the number, the bot shows its last two digits only.
+    assert "…78" in text_of(sent) and "678" not in text_of(sent)
+    assert payloads(sent) == ["#new_code"]
+    assert services.users["owner"].claimed == OWNER_PHONE
+    assert services.users["owner"].phone is None
+    assert_no_secret(owner)
+    (answer,) = await owner.say(services.code_for(OWNER_PHONE))
     assert "Sở Xây dựng" in text_of(answer)
-    assert services.users["owner"].phone == "+84912345678"
+    assert services.users["owner"].phone == OWNER_PHONE
+    # The proven number acts at once: a report needs nothing more.
+    (describe,) = await owner.tap(f"#report_false {CODE}")
+    assert "Xin mô tả ngắn gọn" in text_of(describe)
+
+
+async def test_a_stranger_number_typed_into_the_share_form_proves_nothing(
+    bot: Bot, services: MemoryServices
+) -> None:
+    attacker = Chat(bot, services, "attacker")
+    await attacker.say(CODE)
+    (sent,) = await attacker.share(OWNER_PHONE)  # typed into request_user_info's form
+    assert "…78" in text_of(sent)
+    assert services.codes_to(OWNER_PHONE) == 1  # the code went to the owner's phone
+    for guess in ("000000", "123456", "999999"):
+        await attacker.say(guess)
+    (again,) = await attacker.say("111111")
+    assert "hết hiệu lực" in text_of(again)
+    assert services.users["attacker"].phone is None
+    for payload in (f"#lookup {CODE}", f"#report_false {CODE}", f"#rate {CODE} 1", "#subscribe"):
+        await attacker.tap(payload)
+    assert services.reports == [] and services.ratings == {} and services.moved == []
+    assert not services.users["attacker"].subscribed
+    assert_no_secret(attacker)
 
 
 async def test_sharing_another_phone_proves_nothing(
@@ -132,10 +167,90 @@ async def test_wrong_proofs_lock_lookups_even_for_the_right_digits(
     (still,) = await stranger.say(f"#lookup {OTHER_CODE}")
     assert "tạm khóa" in text_of(still)
     assert_no_secret(stranger)
-    # The window passes: lookups open again.
+    # The user's window passes: lookups open again, but the dossier had as many wrong
+    # proofs as the dossier allows in a day, so only a one-time code opens it now.
     services.advance(hours=1, minutes=1)
     ask, _card = await stranger.say(CODE)
-    assert "4 chữ số cuối" in text_of(ask)
+    assert "Gửi mã xác thực" in text_of(ask) and "4 chữ số cuối" not in text_of(ask)
+
+
+async def test_many_users_guessing_one_dossier_make_it_need_a_code(
+    bot: Bot, owner: Chat, services: MemoryServices, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        for n in range(services.dossier_max_failures):
+            guesser = Chat(bot, services, f"guesser-{n}")
+            await guesser.say(CODE)
+            (wrong,) = await guesser.say(f"{n:04d}")
+            assert "còn 4 lần" in text_of(wrong)  # each user alone is far from a lock
+            assert_no_secret(guesser)
+        # Even the right four digits do not open it now, for a newcomer or the owner.
+        late = Chat(bot, services, "late")
+        await late.say(CODE)
+        (needed,) = await late.say("5678")
+        assert "mã xác thực" in text_of(needed) and "Sở Xây dựng" not in text_of(needed)
+        assert_no_secret(late)
+        ask, _card = await owner.say(CODE)
+        assert "4 chữ số cuối" not in text_of(ask)
+        (needed,) = await owner.say("5678")
+        assert "Sở Xây dựng" not in text_of(needed)
+        # The owner's code still works.
+        (answer,) = await prove_with_code(owner)
+        assert "Sở Xây dựng" in text_of(answer)
+    refused = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) >= services.dossier_max_failures + 2
+    for record in refused:
+        assert record.__dict__["dossier"] == CODE and record.__dict__["user"]
+    assert "912345678" not in caplog.text and "5678" not in caplog.text.replace(CODE, "")
+
+
+async def test_the_last_four_digits_read_but_acting_needs_a_code(
+    owner: Chat, services: MemoryServices
+) -> None:
+    await owner.say(CODE)
+    (answer,) = await owner.say("5678")
+    assert "Sở Xây dựng" in text_of(answer)
+    needed, card = await owner.tap(f"#report_false {CODE}")
+    assert "cần xác minh bằng mã xác thực" in text_of(needed)
+    assert payloads(needed) == [f"#otp {CODE}"] and isinstance(card, AskPhone)
+    assert services.codes == []  # offered, not sent unasked
+    (sent,) = await owner.tap(f"#otp {CODE}")
+    assert "6 chữ số" in text_of(sent) and "5678" not in text_of(sent)
+    assert "78" not in text_of(sent).replace(CODE, "")  # no digit of the dossier's phone
+    (describe,) = await owner.say(services.code_for(OWNER_PHONE))
+    assert "Xin mô tả ngắn gọn" in text_of(describe)
+    await owner.say("chưa nhận được gì")
+    assert [r.proof for r in services.reports] == ["otp"]
+
+
+async def test_a_code_for_an_unknown_dossier_is_answered_like_a_known_one(
+    owner: Chat, stranger: Chat, services: MemoryServices
+) -> None:
+    await owner.say(UNKNOWN_CODE)
+    await stranger.say(CODE)
+    unknown = await owner.tap(f"#otp {UNKNOWN_CODE}")
+    known = await stranger.tap(f"#otp {CODE}")
+    assert [text_of(r).replace(UNKNOWN_CODE, "X") for r in unknown] == [
+        text_of(r).replace(CODE, "X") for r in known
+    ]
+    for typed in ("000000", "111111", "222222"):
+        wrong_unknown = await owner.say(typed)
+        wrong_known = await stranger.say(typed)
+        assert [text_of(r) for r in wrong_unknown] == [text_of(r) for r in wrong_known]
+    assert "hết hiệu lực" in text_of(wrong_known[-1])
+    assert_no_secret(stranger)
+
+
+async def test_a_code_expires_after_its_minutes(owner: Chat, services: MemoryServices) -> None:
+    await owner.say(CODE)
+    await owner.tap(f"#otp {CODE}")
+    services.advance(minutes=5, seconds=1)
+    (expired,) = await owner.say(services.code_for(OWNER_PHONE))
+    assert "hết hiệu lực" in text_of(expired)
+    assert payloads(expired) == [f"#otp {CODE}"]
+    await owner.tap(f"#otp {CODE}")
+    (answer,) = await owner.say(services.code_for(OWNER_PHONE))
+    assert "Sở Xây dựng" in text_of(answer)
 
 
 async def test_the_lock_is_checked_again_when_the_proof_is_typed(

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from bot.replies import AskPhone
-from tests.bot.conftest import CODE, MENU, UNKNOWN_CODE
+from tests.bot.conftest import CODE, MENU, UNKNOWN_CODE, prove_with_code
 from tests.bot.memory import Chat, MemoryServices, payloads, text_of
 
 BACK_HINT = '"menu" hoặc "hủy" để quay lại danh mục chính'
@@ -27,7 +27,7 @@ async def to_proof(chat: Chat) -> None:
 
 async def to_kind(chat: Chat) -> None:
     await chat.say(f"phan anh {CODE}")
-    await chat.say("5678")
+    await prove_with_code(chat)
 
 
 async def to_describe(chat: Chat) -> None:
@@ -37,12 +37,17 @@ async def to_describe(chat: Chat) -> None:
 
 async def to_score(chat: Chat) -> None:
     await chat.say(f"danh gia {CODE}")
-    await chat.say("5678")
+    await prove_with_code(chat)
+
+
+async def to_phone_code(chat: Chat) -> None:
+    await chat.share("0912345678")
 
 
 async def to_comment(chat: Chat) -> None:
     await to_score(chat)
-    await chat.say("4")
+    await chat.say("4")  # the progress
+    await chat.say("4")  # the quality
 
 
 async def to_share(chat: Chat) -> None:
@@ -57,6 +62,7 @@ STEPS: dict[str, Callable[[Chat], Awaitable[None]]] = {
     "score": to_score,
     "comment": to_comment,
     "share": to_share,
+    "phone_code": to_phone_code,
 }
 
 # What does not answer each prompt (the description and comment take any words).
@@ -68,17 +74,19 @@ NOT_ANSWERS: dict[str, list[str]] = {
     "score": ["alo alo", "4 hay 5", CODE, *EMPTY],
     "comment": EMPTY,
     "share": ["5", "0912345678", "alo alo", CODE, *EMPTY],
+    "phone_code": ["5", "5678", "1234567", "alo alo", CODE, *EMPTY],
 }
 
 # The key phrase of each prompt asked again.
 REPROMPTS = {
     "code": "Đây không phải là mã hồ sơ",
-    "proof": "Xin gõ 4 chữ số cuối",
+    "proof": "gõ 4 chữ số cuối",
     "kind": "gõ 1 (hồ sơ được báo đã xong",
     "describe": "Xin gõ nội dung phản ánh",
     "score": "gõ một số từ 1 đến 5",
     "comment": "Xin gõ góp ý",
     "share": 'xin bấm "Chia sẻ"',
+    "phone_code": "Xin gõ mã xác thực 6 chữ số",
 }
 
 CASES = [(step, typed) for step, typed_list in NOT_ANSWERS.items() for typed in typed_list]
@@ -99,7 +107,12 @@ async def test_unexpected_input_gets_the_prompt_again(
     assert services.step("owner") == step
     assert (services.ratings, services.reports, services.handoffs) == before
     assert services.failures.get("owner", []) == failures
-    assert [isinstance(c, AskPhone) for c in card] == ([True] if step == "share" else [])
+    with_card = step in ("share", "proof")
+    assert [isinstance(c, AskPhone) for c in card] == ([True] if with_card else [])
+    if step == "proof":
+        assert payloads(again) == [f"#otp {CODE}"]
+    if step == "phone_code":
+        assert payloads(again) == ["#new_code"]
     if step == "kind":
         assert payloads(again) == [f"#report_false {CODE}", f"#report_other {CODE}"]
     if step == "score":
@@ -151,7 +164,7 @@ async def test_back_words_leave_every_prompt_for_the_menu(
         assert text_of(replies[0]) == "Đã hủy."
     assert services.step("owner") is None
     assert services.reports == [] and services.handoffs == []
-    assert all(comment is None for _score, comment in services.ratings.values())
+    assert all(comment is None for *_scores, comment in services.ratings.values())
 
 
 @pytest.mark.parametrize("step", ["code", "proof", "kind", "score", "share"])

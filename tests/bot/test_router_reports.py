@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tests.bot.conftest import CODE, MENU, SECRETS
+from tests.bot.conftest import CODE, MENU, SECRETS, prove_with_code
 from tests.bot.memory import Chat, MemoryServices, everything, payloads, text_of
 
 
@@ -17,7 +17,7 @@ async def test_a_false_closure_report_from_the_menu_with_a_description(
     (ask,) = await owner.say("2")
     assert "muốn phản ánh về hồ sơ nào" in text_of(ask)
     await owner.say(CODE)
-    (choose,) = await owner.say("5678")
+    (choose,) = await prove_with_code(owner)
     assert "muốn phản ánh điều gì" in text_of(choose)
     assert payloads(choose) == [f"#report_false {CODE}", f"#report_other {CODE}"]
     (describe,) = await owner.say("1")
@@ -32,6 +32,7 @@ async def test_a_false_closure_report_from_the_menu_with_a_description(
         "zalo",
     )
     assert report.description == "Tôi đến quầy 5 nhưng cán bộ nói chưa có kết quả"
+    assert report.proof == "otp"
     assert "PA-2024-000001" in text_of(opened)
     assert "22/04/2024" in text_of(opened)  # the date an answer is due
     assert owner.outcome.report_id == report.facts.id
@@ -46,7 +47,7 @@ async def test_another_problem_skipped_description_gets_the_default_text(
     assert f"vấn đề ông/bà gặp với hồ sơ {CODE}" in text_of(describe)
     (opened,) = await verified.say("bo qua")
     (report,) = services.reports
-    assert report.kind == "problem"
+    assert (report.kind, report.proof) == ("problem", "proven_phone")
     assert report.description == "Công dân phản ánh về hồ sơ (không mô tả thêm)."
     assert report.facts.number in text_of(opened)
 
@@ -100,10 +101,11 @@ async def test_not_received_after_a_result_check_opens_a_report(
     (opened,) = await verified.say(typed)
     assert services.result_answers == {CODE: False}
     (report,) = services.reports
-    assert (report.kind, report.source, report.dossier_code) == (
+    assert (report.kind, report.source, report.dossier_code, report.proof) == (
         "false_closure",
         "result_check",
         CODE,
+        "proven_phone",
     )
     assert report.facts.number in text_of(opened)
 
@@ -151,3 +153,19 @@ async def test_once_the_bot_said_something_else_the_question_is_no_longer_pendin
     (menu,) = await verified.say("chua nhan")
     assert payloads(menu) == MENU
     assert services.result_answers == {}
+
+
+async def test_a_result_check_answer_with_the_last_four_digits_only_needs_a_code(
+    owner: Chat, services: MemoryServices
+) -> None:
+    services.result_checks[CODE] = "+84912345678"  # asked of the dossier's phone by ZNS
+    await owner.say(CODE)
+    await owner.say("5678")
+    (needed, _card) = await owner.tap(f"#not_received {CODE}")
+    assert "mã xác thực" in text_of(needed)
+    assert services.result_answers == {} and services.reports == []
+    (opened,) = await prove_with_code(owner)
+    assert services.result_answers == {CODE: False}
+    (report,) = services.reports
+    assert (report.source, report.proof) == ("result_check", "otp")
+    assert report.facts.number in text_of(opened)

@@ -8,7 +8,9 @@ Any JavaScript error, console error or warning, or failed request fails the test
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,8 +96,19 @@ def create_user(page: Page, name: str, phone: str) -> None:
     expect(page.get_by_test_id("status")).to_have_text(f"Đã tạo người dùng {name}")
 
 
-def look_up_and_report(page: Page) -> str:
-    """The owner of the dossier, from a blank page to a report number; the thread's text."""
+def one_time_code(chat: ChatRig, phone: str) -> str:
+    """The first one-time code ``phone`` received at the fake eSMS (polled from the
+    browser's thread while the test's loop serves the fakes)."""
+    deadline = time.monotonic() + REPLY_MS / 1000
+    while not (codes := chat.codes_to(phone)):
+        assert time.monotonic() < deadline, "no one-time code by SMS"
+        time.sleep(0.05)
+    return codes[0]
+
+
+def look_up_and_report(page: Page, code_of: Callable[[], str]) -> str:
+    """The owner of the dossier, from a blank page to a report number; the thread's text.
+    Sharing the number sends a code to it (``code_of`` reads it off the phone)."""
     expect(page).to_have_title("Zalo OA giả lập")
     create_user(page, "Nguyễn Văn An", "0912 345 678")
     expect(selected_user(page)).to_contain_text(OWNER_PHONE)
@@ -116,6 +129,8 @@ def look_up_and_report(page: Page) -> str:
     expect(share).to_be_visible(timeout=REPLY_MS)
     expect(page.locator('[data-from="oa"]').filter(has_text="Sở Xây dựng")).to_have_count(0)
     share.click()
+    expect(oa_message(page, "mã xác thực 6 chữ số")).to_be_visible(timeout=REPLY_MS)
+    type_message(page, code_of())
     answer = oa_message(page, "Cấp giấy phép xây dựng")
     expect(answer).to_be_visible(timeout=REPLY_MS)
     expect(answer).to_contain_text("Sở Xây dựng")
@@ -136,7 +151,8 @@ async def test_a_citizen_looks_up_their_dossier_and_reports_a_false_closure(
 ) -> None:
     url = chat.settings.env["ZALO_OA_BASE_URL"] + "/"
 
-    thread = await browser.run(on_page(url, look_up_and_report, tmp_path))
+    steps = functools.partial(look_up_and_report, code_of=lambda: one_time_code(chat, OWNER_PHONE))
+    thread = await browser.run(on_page(url, steps, tmp_path))
 
     (report,) = await chat.rows(sa.select(reports))
     assert report.kind == "false_closure"

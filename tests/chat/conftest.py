@@ -5,6 +5,7 @@ to it, both SMS vendor fakes, and a real `tthc worker` process draining the chat
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -22,11 +23,13 @@ from redis import Redis
 from rq import Queue, Worker
 
 from gateway.chat.queue import chat_queue_name
+from gateway.domain.sms_text import unaccent
 from gateway.settings import Settings
 from gateway.storage import staff as staff_store
 from gateway.storage.db import create_engine
 from gateway.storage.tables import zalo_users
 from providers.fakes import FakeSmsCentre
+from providers.fakes.sms import FakeMessage
 from providers.fakes.zalo import FakeUser, FakeZalo, SentMessage
 from providers.fakes.zalo import create_app as create_zalo_app
 from tests.delivery.conftest import Rig, running_rig, sms_settings
@@ -135,6 +138,39 @@ class ChatRig:
     async def share(self, user: FakeUser, replies: int = 1) -> list[SentMessage]:
         return await self._act(user, self.zalo.share_info(user.user_id), replies)
 
+    def sms_to(self, phone: str) -> list[FakeMessage]:
+        """The SMS both fake vendors accepted for ``phone`` (E.164), in order."""
+        tail = phone[-9:]
+        return [
+            m
+            for m in [*self.esms.messages, *self.rig.speedsms.messages]
+            if re.sub(r"\D", "", m.phone).endswith(tail)
+        ]
+
+    def codes_to(self, phone: str) -> list[str]:
+        """The one-time codes ``phone`` received by SMS so far, oldest first."""
+        found = [_CODE_IN_SMS.search(unaccent(m.content)) for m in self.sms_to(phone)]
+        return [match.group(1) for match in found if match]
+
+    async def code_for(self, phone: str, nth: int, within: float = 10) -> str:
+        """The ``nth`` (1-based) one-time code ``phone`` received by SMS: what its owner
+        reads on the phone. Waits for it to arrive."""
+        deadline = time.monotonic() + within
+        while len(codes := self.codes_to(phone)) < nth:
+            assert time.monotonic() < deadline, f"no one-time code #{nth} by SMS"
+            await asyncio.sleep(0.05)
+        return codes[nth - 1]
+
+    async def prove(self, user: FakeUser, replies: int = 1) -> list[SentMessage]:
+        """The citizen shares their Zalo number and types back the code sent to it; the
+        replies to the code."""
+        assert user.phone_e164 is not None
+        before = len(self.codes_to(user.phone_e164))
+        (sent,) = await self.share(user)
+        assert "mã xác thực" in text_of(sent), text_of(sent)
+        code = await self.code_for(user.phone_e164, before + 1)
+        return await self.say(user, code, replies)
+
     async def _act(self, user: FakeUser, action: Any, replies: int) -> list[SentMessage]:
         before = len(self.zalo.messages_for(user.user_id))
         status = await action
@@ -160,6 +196,10 @@ class ChatRig:
                 return list((await conn.execute(query)).all())
         finally:
             await engine.dispose()
+
+
+# The code in an OTP SMS (templates/sms/otp.txt.j2), unaccented.
+_CODE_IN_SMS = re.compile(r"\b(\d{6}) la ma xac thuc\b", re.IGNORECASE)
 
 
 def text_of(message: SentMessage) -> str:

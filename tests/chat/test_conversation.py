@@ -22,6 +22,7 @@ from tests.chat.conftest import (
 from tests.helpers import event
 
 MENU = ["#lookup", "#report", "#subscribe", "#rate", "#human"]
+SUBSCRIBED_MENU = ["#lookup", "#report", "#unsubscribe", "#rate", "#human"]
 
 
 async def test_welcome_lookup_with_proof_subscription_report_and_handoff(chat: ChatRig) -> None:
@@ -54,11 +55,15 @@ async def test_welcome_lookup_with_proof_subscription_report_and_handoff(chat: C
     assert f"#report_false {CODE}" in buttons(answer)
     assert "#subscribe" in buttons(answer)
 
-    # Subscribing needs the phone shared through Zalo, not typed digits.
+    # The last four digits read, but a report needs a code (or the proven number).
+    needed, _card = await chat.click(user, f"#report_false {CODE}", replies=2)
+    assert "mã xác thực" in text_of(needed)
+
+    # Subscribing needs the phone shared through Zalo, then the code sent to it.
     ask, card = await chat.click(user, "#subscribe", replies=2)
     assert text_of(card) == "[share phone]"
-    (done,) = await chat.share(user)
-    assert "…678" in text_of(done)
+    (done,) = await chat.prove(user)
+    assert "…78" in text_of(done) and "678" not in text_of(done)
     (row,) = await chat.rows(sa.select(zalo_users).where(zalo_users.c.user_id == user.user_id))
     assert row.phone_e164 == OWNER_PHONE
     assert row.subscribed_at is not None
@@ -75,12 +80,26 @@ async def test_welcome_lookup_with_proof_subscription_report_and_handoff(chat: C
     assert report.dossier_code == CODE
     assert report.description == "Tôi đến quầy 5 nhưng cán bộ nói chưa có kết quả"
     assert report.zalo_user_id == user.user_id
+    assert report.proof == "proven_phone"  # the number proven by its code is the dossier's
     stored = await chat.rows(
         sa.select(chat_messages.c.text).where(
             chat_messages.c.report_id == report.id, chat_messages.c.direction == "in"
         )
     )
     assert [r.text for r in stored] == ["Tôi đến quầy 5 nhưng cán bộ nói chưa có kết quả"]
+    # What was read as a proof is kept masked, the raw webhook dropped: the console shows
+    # conversations, and digits of a phone or a code are a key.
+    typed = await chat.rows(
+        sa.select(chat_messages.c.text, chat_messages.c.payload).where(
+            chat_messages.c.user_id == user.user_id,
+            chat_messages.c.direction == "in",
+            chat_messages.c.event_name == "user_send_text",
+        )
+    )
+    proofs = [r for r in typed if r.text == "••••••"]
+    assert len(proofs) == 3  # "1111", "5678" and the code
+    assert all(r.payload is None for r in proofs)
+    assert not [r for r in typed if r.text in ("1111", "5678") or (r.text or "").isdigit()]
 
     # Talk to a person: the bot steps aside (it only acknowledges the forwarded message)
     # until the citizen ends the conversation.
@@ -99,6 +118,10 @@ async def test_welcome_lookup_with_proof_subscription_report_and_handoff(chat: C
     before = len(chat.zalo.messages_for(user.user_id))
     # A hotline officer answers through the staff API; the answer goes out by OA.
     token = await chat.staff_token()
+    response = await chat.gateway.client.get(
+        f"/v1/reports/{report.id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert (await response.json())["proof"] == "proven_phone"
     handoff_id = forwarded[0].handoff_id
     response = await chat.gateway.client.post(
         f"/v1/handoffs/{handoff_id}/replies",
@@ -110,13 +133,13 @@ async def test_welcome_lookup_with_proof_subscription_report_and_handoff(chat: C
     assert text_of(answer) == "Chào anh, hồ sơ của anh sẽ có kết quả trong tuần này."
     (closed, menu) = await chat.say(user, "ket thuc", replies=2)
     assert "kết thúc" in text_of(closed)
-    assert buttons(menu) == MENU
+    assert buttons(menu) == SUBSCRIBED_MENU  # a subscribed citizen may stop it from here
     (handoff,) = await chat.rows(sa.select(handoffs))
     assert handoff.status == "closed"
     assert handoff.dossier_code == CODE  # the dossier proven earlier in the conversation
     # With the officer gone, the bot answers again.
     (menu,) = await chat.say(user, "menu")
-    assert buttons(menu) == MENU
+    assert buttons(menu) == SUBSCRIBED_MENU
 
 
 async def test_an_officer_closing_the_conversation_tells_the_citizen(chat: ChatRig) -> None:
@@ -163,18 +186,19 @@ async def test_result_check_not_received_opens_a_report_and_rating_is_stored(
     user = chat.citizen("Nguyễn Văn An", OWNER_PHONE)
     await chat.follow(user)
     await chat.click(user, "#subscribe", replies=2)
-    await chat.share(user)
+    await chat.prove(user)
 
     # The dossier is closed; the invitation goes by OA to the subscribed citizen.
     status, answer, _ = await chat.gateway.post(event("dossier.finished", at=_days_ago(10)))
     assert status == 202, answer
-    (invitation,) = (await chat.zalo.wait_for_messages(user.user_id, 6, within=10))[-1:]
+    # (Welcome and menu, the subscription's prompt and card, code sent, done: 6 so far.)
+    (invitation,) = (await chat.zalo.wait_for_messages(user.user_id, 7, within=10))[-1:]
     assert "Trung tâm Hành chính công" in text_of(invitation)
     assert invitation.channel == "oa"
 
     # Working days later (it was finished 10 days ago) the sweep asks about the result.
     await chat.run_job("sweep_deadlines")
-    messages = await chat.zalo.wait_for_messages(user.user_id, 7, within=10)
+    messages = await chat.zalo.wait_for_messages(user.user_id, 8, within=10)
     check = messages[-1]
     assert buttons(check) == [f"#received {CODE}", f"#not_received {CODE}"]
 
@@ -184,7 +208,7 @@ async def test_result_check_not_received_opens_a_report_and_rating_is_stored(
     assert report.kind == "false_closure"
     assert report.number in text_of(opened)
 
-    # Delivered: a rating request, answered with a typed number and a comment.
+    # Delivered: a rating request, answered with two typed scores and a comment.
     status, answer, _ = await chat.gateway.post(event("dossier.delivered", at=_days_ago(1)))
     assert status == 202, answer
     count = len(chat.zalo.messages_for(user.user_id))
@@ -192,16 +216,23 @@ async def test_result_check_not_received_opens_a_report_and_rating_is_stored(
     messages = await chat.zalo.wait_for_messages(user.user_id, count + 1, within=10)
     request = messages[-1]
     assert f"#rate {CODE} 5" in buttons(request), texts(messages[-3:])
-    (thanks,) = await chat.say(user, "4")
-    assert "4/5" in text_of(thanks)
+    (quality,) = await chat.say(user, "4")  # the progress
+    assert "tiến độ 4/5" in text_of(quality)
+    assert f"#rate_quality {CODE} 5" in buttons(quality)
+    (thanks,) = await chat.say(user, "5")
+    assert "tiến độ 4/5, chất lượng 5/5" in text_of(thanks)
     (done,) = await chat.say(user, "Cán bộ nhiệt tình")
     assert "ghi nhận" in text_of(done)
     (rating,) = await chat.rows(sa.select(ratings))
-    assert (rating.score, rating.comment, rating.agency_code) == (
-        4,
-        "Cán bộ nhiệt tình",
-        "000.00.12.H19",
-    )
+    assert (
+        rating.progress_score,
+        rating.quality_score,
+        rating.score,
+        rating.comment,
+        rating.agency_code,
+        rating.channel,
+        rating.rater,
+    ) == (4, 5, None, "Cán bộ nhiệt tình", "000.00.12.H19", "oa", f"oa:{user.user_id}")
 
 
 async def _wait_rows(chat: ChatRig, query: sa.Select[Any]) -> list[Any]:

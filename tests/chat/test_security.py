@@ -109,8 +109,8 @@ async def test_another_citizens_dossier_is_never_shown(chat: ChatRig) -> None:
     await chat.follow(stranger)
     ask, _card = await chat.say(stranger, f"cho toi xem ho so {CODE}", replies=2)
     assert "xác minh" in text_of(ask)
-    # Her own Zalo number does not match the dossier's: still nothing.
-    (mismatch,) = await chat.share(stranger)
+    # Her own Zalo number, proven by its code, does not match the dossier's: nothing.
+    (mismatch,) = await chat.prove(stranger)
     assert "không khớp" in text_of(mismatch)
     # Nor does the #lookup button payload with the code, nor a rating, nor a report.
     for payload in (f"#lookup {CODE}", f"#rate {CODE} 1", f"#report_false {CODE}"):
@@ -153,6 +153,6 @@ async def test_the_owner_still_gets_the_answer_the_prober_could_not(chat: ChatRi
     owner = chat.citizen("Nguyễn Văn An", OWNER_PHONE)
     await chat.follow(owner)
     await chat.say(owner, CODE, replies=2)
-    (shown,) = await chat.share(owner)
+    (shown,) = await chat.prove(owner)
     assert "Sở Xây dựng" in text_of(shown)
     assert "đang giải quyết" in text_of(shown)

@@ -309,16 +309,16 @@ def test_never_raises(raw: str) -> None:
 @pytest.mark.parametrize(
     ("value", "masked"),
     [
-        ("0912345678", "091****678"),
-        ("+84912345678", "+849*****678"),
-        ("84912345678", "849*****678"),
-        ("0912.345.678", "091*.***.678"),
-        ("0912 345 678", "091* *** 678"),
-        ("(08) 3822 1234", "(08) 3*** *234"),
-        ("01623456789", "016*****789"),
+        ("0912345678", "091*****78"),
+        ("+84912345678", "+849******78"),
+        ("84912345678", "849******78"),
+        ("0912.345.678", "091*.***.*78"),
+        ("0912 345 678", "091* *** *78"),
+        ("(08) 3822 1234", "(08) 3*** **34"),
+        ("01623456789", "016******89"),
         ("12345678", "12345678"),
         ("", ""),
-        ("0912345678 / 0987654321", "091****678 / 098****321"),
+        ("0912345678 / 0987654321", "091*****78 / 098*****21"),
     ],
 )
 def test_mask_phone(value: str, masked: str) -> None:
@@ -330,12 +330,12 @@ def test_mask_phone(value: str, masked: str) -> None:
     [
         (
             "Gửi SMS tới 0912 345 678 thất bại, thử +84 987 654 321",
-            "Gửi SMS tới 091* *** 678 thất bại, thử +84 9** *** 321",
+            "Gửi SMS tới 091* *** *78 thất bại, thử +84 9** *** *21",
         ),
-        ("phone=84912345678 status=5", "phone=849*****678 status=5"),
-        ("SĐT:0912345678.", "SĐT:091****678."),
-        ("0912345678-0987654321", "091****678-098****321"),
-        ("old 0084 162 345 6789", "old 008* *** *** *789"),
+        ("phone=84912345678 status=5", "phone=849******78 status=5"),
+        ("SĐT:0912345678.", "SĐT:091*****78."),
+        ("0912345678-0987654321", "091*****78-098*****21"),
+        ("old 0084 162 345 6789", "old 008* *** *** **89"),
         # Not phones: left alone so logs stay useful.
         (
             "at 2024-01-15 12:30:45 from 192.168.100.200",
@@ -359,4 +359,17 @@ def test_masked_text_keeps_no_full_number(raw: str) -> None:
     line = f"sent to {result.national} ({result.e164}) raw={raw}"
     masked = mask_phones_in_text(line)
     assert result.national not in masked
-    assert result.e164[3:] not in re.sub(r"[^0-9]", "", masked.split("raw=")[0])
+    # Stars kept: the visible ends of two masked numbers must not join into a whole one.
+    assert result.e164[3:] not in re.sub(r"[^0-9*]", "", masked.split("raw=")[0])
+
+
+@given(written_mobiles())
+def test_a_masked_number_never_shows_its_last_four_digits(raw: str) -> None:
+    # The last four digits of a dossier's phone prove enough to read the dossier.
+    result = normalize_phone(raw)
+    if not result.ok:
+        return
+    assert result.e164 is not None
+    for masked in (mask_phone(result.e164), mask_phones_in_text(f"gọi {result.e164}")):
+        assert masked.endswith("**" + result.e164[-2:])
+        assert masked.count("*") == len(result.e164) - 1 - 3 - 2  # only "+", 3 and 2 digits

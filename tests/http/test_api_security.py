@@ -1,8 +1,9 @@
 """Who may call each API route, read from the running gateway's router.
 
 Every route of the gateway (the console, mounted under ``/console/``, has its own table
-in ``test_console_roles.py``) must be listed here in one of four classes, with the roles
-the README's contracts give it: public operations, routes signed by an event source,
+in ``test_console_roles.py``) must be listed here in one of five classes, with the roles
+the README's contracts give it: public operations, the citizen page (open, with its own
+proofs), routes signed by an event source,
 webhooks with their own secret or signature, and staff routes with a bearer token and
 roles. A route added later and not classified fails the first test, so nobody adds an
 endpoint without deciding who may call it.
@@ -39,6 +40,17 @@ SIGNED: Final = {
 }
 # Vendors' callbacks: a secret in the path (SMS receipts) or Zalo's signature.
 WEBHOOKS: Final = {("*", "/webhooks/sms/{provider}/{secret}"), ("POST", "/webhooks/zalo")}
+# The citizen page: open to anyone, each answer limited to what the visit proved (its own
+# rules and tests: tests/http/test_citizen_page.py); no staff token opens more of it.
+CITIZEN: Final = {
+    ("GET", "/tra-cuu"),
+    ("POST", "/tra-cuu"),
+    ("POST", "/tra-cuu/ket-qua"),
+    ("POST", "/tra-cuu/phan-anh"),
+    ("POST", "/tra-cuu/danh-gia"),
+    ("GET", "/l/{token}"),
+    ("POST", "/l/{token}"),
+}
 # Staff routes and the roles allowed on each, as the README's staff contracts say.
 STAFF: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/reports"): READERS,
@@ -85,7 +97,7 @@ async def api(settings: Settings, aiohttp_client: Any) -> StaffApi:
 async def test_every_route_is_classified(api: StaffApi) -> None:
     app = api.client.app
     assert app is not None
-    classified = PUBLIC | OPS | SIGNED | WEBHOOKS | set(STAFF)
+    classified = PUBLIC | CITIZEN | OPS | SIGNED | WEBHOOKS | set(STAFF)
     assert api_routes(app) == classified
 
 

@@ -20,6 +20,7 @@ from aiohttp import ClientResponse
 from gateway.http.signing import signed_headers
 from gateway.settings import Settings
 from gateway.storage.db import Database
+from gateway.storage.ratings import record_rating
 from gateway.storage.tables import (
     consultation_reminders,
     consultations,
@@ -368,14 +369,34 @@ async def test_the_agency_and_officer_tables_follow_the_contract(api: StaffApi) 
                 agency_code=BUILDING[0],
                 zalo_user_id="u-1",
                 score=4,
+                rater="oa:u-1",
                 created_at=datetime(2026, 4, 10, 3, 0, tzinfo=UTC),
             )
         )
+    # A two-score rating, from the web page.
+    await record_rating(
+        api.db.writer,
+        dossier_code=CODES[0],
+        channel="web",
+        rater="phone",
+        progress=5,
+        quality=2,
+        comment=None,
+        now=datetime(2026, 4, 11, 3, 0, tzinfo=UTC),
+    )
     agencies = await api.ok("GET", "/v1/audit/agencies?month=2026-04", user="lan")
     assert (agencies["from"], agencies["to"], agencies["threshold"]) == ("2026-04", "2026-04", 0.1)
     by_code = {item["agency"]["code"]: item for item in agencies["items"]}
     assert by_code[LAND[0]]["consultations_unanswered"] == 1
-    assert by_code[BUILDING[0]]["ratings"] == {"count": 1, "average": 4.0}
+    # The old single score counts in the overall average only.
+    assert by_code[BUILDING[0]]["ratings"] == {
+        "count": 2,
+        "average": round(11 / 3, 4),
+        "progress_avg": 5.0,
+        "progress_count": 1,
+        "quality_avg": 2.0,
+        "quality_count": 1,
+    }
     ranged = await api.ok("GET", "/v1/audit/agencies?from=2026-01&to=2026-06", user="minh")
     assert (ranged["from"], ranged["to"]) == ("2026-01", "2026-06")
     officers_ = await api.ok("GET", "/v1/audit/officers?month=2026-04", user="lan")

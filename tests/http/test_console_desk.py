@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.storage.staff import add_user, list_actions
-from gateway.storage.tables import dossier_audit, violation_decisions
+from gateway.storage.tables import dossier_audit, ratings, violation_decisions
 from tests.console_helpers import CSRF_RE, FRIDAY, PASSWORD, USERS, Clock, Console
 from tests.http.test_audit_api import BINH, BUILDING, CODES, LAND, seed_violation
 from tests.staff_helpers import empty_staff_tables, rows
@@ -312,6 +312,56 @@ async def test_agencies_over_the_threshold_carry_a_visible_badge(desk: Console) 
     assert "20 %" in building and "vượt 10 %" in building
     assert "10 %" in land and "vượt" not in land  # exactly at the line is not over it
     assert 'href="?month=2026-03"' in html and 'href="?month=2026-05"' in html
+
+
+async def test_the_agency_table_shows_both_scores_and_exports_them(desk: Console) -> None:
+    await seed_month(desk)
+    april = datetime(2026, 4, 21, 3, 0, tzinfo=UTC)
+    given = [
+        # Building: two two-score ratings, the second without its quality score.
+        (BUILDING[0], "oa:u-1", None, 4, 2),
+        (BUILDING[0], "phone", None, 5, None),
+        # Land: one rating from before the two scores.
+        (LAND[0], "oa:u-2", 3, None, None),
+    ]
+    async with desk.db.writer.begin() as conn:
+        await conn.execute(
+            ratings.insert(),
+            [
+                {
+                    "dossier_code": f"{agency}-260401-0000",
+                    "agency_code": agency,
+                    "rater": rater,
+                    "score": score,
+                    "progress_score": progress,
+                    "quality_score": quality,
+                    "created_at": april,
+                }
+                for agency, rater, score, progress, quality in given
+            ],
+        )
+    await desk.logged_in("lan")
+    html = await get(desk, f"{AGENCIES}?month=2026-04")
+    cell = 'data-testid="ratings">'
+    building = html.split(f'data-code="{BUILDING[0]}"')[1].split(cell)[1].split("</td>")[0]
+    land = html.split(f'data-code="{LAND[0]}"')[1].split(cell)[1].split("</td>")[0]
+    assert building == "Tiến độ 4,5 · Chất lượng 2,0 <small>(2 lượt)</small>"
+    assert land == "Chung 3,0 <small>(1 lượt)</small>"
+    header, *body = await download(desk, f"{AGENCIES}.csv?month=2026-04", "csv")
+    by_code = {row[header.index("Mã cơ quan")]: row for row in body}
+    columns = [
+        header.index(name)
+        for name in (
+            "Số lượt đánh giá",
+            "Điểm đánh giá trung bình",
+            "Điểm đánh giá tiến độ trung bình",
+            "Số lượt đánh giá tiến độ",
+            "Điểm đánh giá chất lượng trung bình",
+            "Số lượt đánh giá chất lượng",
+        )
+    ]
+    assert [by_code[BUILDING[0]][i] for i in columns] == ["2", "3.6667", "4.5", "2", "2.0", "1"]
+    assert [by_code[LAND[0]][i] for i in columns] == ["1", "3.0", "", "0", "", "0"]
 
 
 async def test_the_agency_table_defaults_to_this_month(desk: Console) -> None:

@@ -22,6 +22,9 @@ from tests.staff_helpers import seed_handoff
 
 # The number in the layouts a page could show it in (E.164, national, grouped, dotted).
 SHOWN = re.compile(r"912[ .]?345[ .]?678")
+# A masked number shows at most its last two digits: the last four ("5678") are a proof
+# of ownership (``*678`` was the old mask, three digits).
+TAIL = re.compile(r"\*[ .]?6[ .]?78(?!\d)|(?<![0-9a-f])5[ .]?6[ .]?78(?!\d)")
 LINK = re.compile(r'href="(/console/[^"#]*)')
 USERS = {"hotline": "hoa", "auditor": "lan", "admin": "minh"}
 # Pages that end the session or are files a browser would not render as text.
@@ -55,6 +58,7 @@ async def walk(console: Console, start: list[str]) -> dict[str, int]:
         seen[path] = response.status
         body = html.unescape(await response.text(errors="replace"))
         assert not SHOWN.search(body), f"{path} shows the phone: {SHOWN.search(body)}"
+        assert not TAIL.search(body), f"{path} shows the phone's end: {TAIL.search(body)}"
         todo.extend(html.unescape(link) for link in LINK.findall(body))
     return seen
 

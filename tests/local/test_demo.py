@@ -30,7 +30,7 @@ from gateway.local.redis_server import free_port
 from tests.services import redis_url
 
 # The chat script's five acts, and the report the last one opens.
-CHAT_ACTS = 5
+CHAT_ACTS = 6  # follow, code, share, one-time code, report button, description
 
 
 @pytest.fixture

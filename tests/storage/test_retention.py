@@ -5,7 +5,8 @@ Dossiers are posted through the signed HTTP API (so events, notices and flags ar
 ingest really stores); then some rows are aged by moving their timestamps back. Every
 table is read before and after the run, and the difference must be exactly the erasure
 described in gateway.storage.retention. The audit is rebuilt afterwards: verdicts,
-``missing_phone`` and the violations ledger are the same as before.
+``missing_phone`` and the violations ledger are the same as before. One-time codes and
+the code in their notices go after a day, whatever RETENTION_DAYS says.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gateway.storage.tables import (
     dossiers,
     metadata,
     notices,
+    one_time_codes,
     reports,
     result_checks,
     staff_audit_log,
@@ -116,6 +118,8 @@ async def seed(gateway: Gateway, engine: AsyncEngine) -> None:
                 detail={"masked": "09******78"},
             )
         )
+        await conn.execute(notices.insert(), [otp_notice(*n) for n in OTP_NOTICES])
+        await conn.execute(one_time_codes.insert(), [otp_code(*c) for c in OTP_CODES])
 
 
 # (user id, phone, last interaction): erased only when old and no kept dossier has it.
@@ -133,14 +137,32 @@ CHATS = [
 ]
 # (id, status, updated at)
 REPORTS = [(1, "resolved", OLD), (2, "open", OLD), (3, "rejected", RECENT)]
+# One-time codes and their notices are kept a day, whatever RETENTION_DAYS says.
+DAY_AGO, HOURS_AGO = NOW - timedelta(days=1, minutes=1), NOW - timedelta(hours=23)
+# (notice id, dossier code, created at, code): the code is erased after a day.
+OTP_NOTICES = [
+    ("otp-old", "", DAY_AGO, "135790"),  # scrubbed
+    ("otp-old-dossier", code(1), OLD, "246801"),  # scrubbed (and its dossier's erasure)
+    ("otp-used", "", DAY_AGO, "erased"),  # checked "ok": code erased, the phone now
+    ("otp-new", "", HOURS_AGO, "975310"),  # kept
+]
+# (id, created at): deleted after a day.
+OTP_CODES = [(1, DAY_AGO), (2, HOURS_AGO), (3, OLD)]
+
+
+# Numbers only claimed (shared, never proven): erased when the user is old, whatever the
+# dossiers ("u-open" keeps its proven number but loses its claim).
+CLAIMS = {"u-open": PHONE_1, "u-recent": PHONE_4, "u-none": PHONE_1}
 
 
 def user(user_id: str, phone: str | None, seen: datetime) -> dict[str, Any]:
     verified = seen if phone else None
+    claimed = CLAIMS.get(user_id)
     return {
         "user_id": user_id, "display_name": "An", "follows": True,
         "last_interaction_at": seen, "phone_e164": phone, "verified_at": verified,
         "subscribed_at": verified, "created_at": OLD, "updated_at": seen,
+        "claimed_phone_e164": claimed, "claimed_at": seen if claimed else None,
     }  # fmt: skip
 
 
@@ -158,6 +180,24 @@ def report(ident: int, status: str, at: datetime) -> dict[str, Any]:
         "source": "zalo", "status": status, "dossier_code": code(1),
         "phone_e164": PHONE_1, "description": "Chưa nhận được kết quả",
         "created_at": OLD, "updated_at": at,
+    }  # fmt: skip
+
+
+def otp_notice(ident: str, dossier: str, at: datetime, otp: str) -> dict[str, Any]:
+    text = None if otp == "erased" else f"{otp} la ma xac thuc tra cuu ho so"
+    return {
+        "id": ident, "dossier_code": dossier, "source_id": "gateway", "event_id": ident,
+        "kind": "otp", "dedupe_key": ident, "phone_e164": PHONE_4, "state": "sent",
+        "params": {"otp_code": otp, "minutes": 5}, "text": text, "attempts": 1,
+        "created_at": at, "updated_at": at,
+    }  # fmt: skip
+
+
+def otp_code(ident: int, at: datetime) -> dict[str, Any]:
+    return {
+        "id": ident, "phone_e164": PHONE_4, "purpose": "phone", "requester": "zalo:u-open",
+        "code_hash": "0" * 64, "attempts": 0, "created_at": at,
+        "expires_at": at + timedelta(minutes=5),
     }  # fmt: skip
 
 
@@ -195,6 +235,14 @@ def expected_after(before: dict[str, dict[Any, dict[str, Any]]]) -> dict[str, An
     after["reports"][(1,)]["phone_e164"] = None
     after["zalo_users"][("u-gone",)] |= {"phone_e164": None, "verified_at": None,
                                          "subscribed_at": None}  # fmt: skip
+    for ident in ("u-open", "u-none"):
+        after["zalo_users"][(ident,)] |= {"claimed_phone_e164": None, "claimed_at": None}
+    for ident in ("otp-old", "otp-old-dossier", "otp-used"):
+        row = after["notices"][(ident,)]
+        row |= {"params": row["params"] | {"otp_code": "erased"}, "text": None}
+        row["phone_e164"] = None  # the number a code went to goes with the code
+    for ident in (1, 3):
+        del after["one_time_codes"][(ident,)]
     return after
 
 
@@ -227,7 +275,8 @@ async def test_retention_erases_what_it_should_and_nothing_else(
 
         expected = RetentionResult(
             dossiers=4, events=7, notices=notices_erased, result_checks=1,
-            chat_messages=2, reports=1, zalo_users=1,
+            chat_messages=2, reports=1, zalo_users=1, zalo_claims=2, one_time_codes=2,
+            otp_notices=3,
         )  # fmt: skip
         # A dry run counts the same and writes nothing.
         assert await run_retention(engine, NOW, DAYS, dry_run=True, page_size=2) == expected
@@ -289,7 +338,7 @@ async def test_the_command_and_the_cron_job(gateway: Gateway, settings: Settings
         erased = sum(
             r["dossier_code"] in ERASED for r in (await snapshot(engine))["notices"].values()
         )
-    assert int(done.strip().splitlines()[-1]) == 4 + 7 + erased + 1 + 2 + 1 + 1
+    assert int(done.strip().splitlines()[-1]) == 4 + 7 + erased + 1 + 2 + 1 + 1 + 2 + 2 + 3
     assert '"dossiers": 4' in logs and "retention run" in logs
     # No seeded number, in any layout (a timestamp's milliseconds may read "912").
     assert not re.search(r"912\D?345\D?678|987\D?654\D?321|933\D?111\D?222", logs), logs

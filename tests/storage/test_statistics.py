@@ -4,7 +4,8 @@ The fixture month (May 2026, Vietnam time) is written straight into the derived 
 so every expected number below is counted by hand from the rows in ``seed``:
 three agencies (one over the late-rate threshold, one exactly on it, one just above),
 open dossiers overdue at the month's end or only at ``now``, ledger entries on both
-sides of a local month boundary, dismissed and corrected decisions, and ratings.
+sides of a local month boundary, dismissed and corrected decisions, and ratings (old
+single-score ones and two-score ones, some with one score missing).
 """
 
 from __future__ import annotations
@@ -200,6 +201,7 @@ DECISIONS = [
     (7, "applied"),
     (7, "dismissed"),
 ]
+# Ratings from before the two scores: one overall score each, from an OA user.
 RATINGS = [
     ("a1", A, 5, local(2026, 5, 21, 9)),
     ("a9", A, 4, local(2026, 5, 22, 9)),
@@ -208,6 +210,13 @@ RATINGS = [
     ("b0", B, 3, local(2026, 5, 3, 9)),
     ("b1", B, 4, local(2026, 5, 4, 9)),
     ("b2", B, 4, local(2026, 5, 5, 9)),
+]
+# Two-score ratings (progress, quality; either may be missing), from the dossier's phone.
+TWO_SCORES = [
+    ("a1", A, 4, 2, local(2026, 5, 23, 9)),  # a second rater of a1
+    ("a9", A, 5, None, local(2026, 5, 24, 9)),  # the quality never given
+    ("c0", C, 3, 4, local(2026, 5, 25, 9)),
+    ("c1", C, None, 5, local(2026, 6, 1, 0, 10)),  # June in Vietnam
 ]
 
 
@@ -230,9 +239,26 @@ async def seed(engine: AsyncEngine) -> None:
                     "agency_code": agency,
                     "zalo_user_id": f"u-{code}",
                     "score": score,
+                    "channel": "oa",
+                    "rater": f"oa:u-{code}",
                     "created_at": at,
                 }
                 for code, agency, score, at in RATINGS
+            ],
+        )
+        await conn.execute(
+            sa.insert(ratings),
+            [
+                {
+                    "dossier_code": code,
+                    "agency_code": agency,
+                    "progress_score": progress,
+                    "quality_score": quality,
+                    "channel": "web",
+                    "rater": "phone",
+                    "created_at": at,
+                }
+                for code, agency, progress, quality, at in TWO_SCORES
             ],
         )
         await conn.execute(
@@ -309,7 +335,7 @@ def figures(
     missing: int,
     missing_rate: float,
     false_closures: int,
-    ratings: tuple[int, float | None],
+    ratings: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "received": received,
@@ -322,7 +348,24 @@ def figures(
         "missing_phone": missing,
         "missing_phone_rate": missing_rate,
         "false_closures_confirmed": false_closures,
-        "ratings": {"count": ratings[0], "average": ratings[1]},
+        "ratings": ratings,
+    }
+
+
+def rated(
+    count: int,
+    average: float | None,
+    progress: tuple[float | None, int] = (None, 0),
+    quality: tuple[float | None, int] = (None, 0),
+) -> dict[str, Any]:
+    """The ``ratings`` object: every score's mean, then each score's mean and count."""
+    return {
+        "count": count,
+        "average": average,
+        "progress_avg": progress[0],
+        "progress_count": progress[1],
+        "quality_avg": quality[0],
+        "quality_count": quality[1],
     }
 
 
@@ -368,19 +411,19 @@ async def test_agencies_for_a_month(engine: AsyncEngine) -> None:
         agency(
             B,
             "Sở Tư pháp",
-            figures(0, 10, 9, 1, 0, 0.1, False, 0, 0.0, 0, (3, 3.6667)),
+            figures(0, 10, 9, 1, 0, 0.1, False, 0, 0.0, 0, rated(3, 3.6667)),
         ),
         agency(
             A,
             "Sở Xây dựng tỉnh Đồng Nai",
-            figures(7, 4, 2, 2, 1, 0.5, True, 2, 0.2857, 2, (2, 4.5)),
+            figures(7, 4, 2, 2, 1, 0.5, True, 2, 0.2857, 2, rated(4, 4.0, (4.5, 2), (2.0, 1))),
             open_overdue=4,
             consultations=(1, 1),
         ),
         agency(
             C,
             "UBND xã Long Thành",
-            figures(0, 9, 8, 1, 1, 0.1111, True, 0, 0.0, 1, (0, None)),
+            figures(0, 9, 8, 1, 1, 0.1111, True, 0, 0.0, 1, rated(1, 3.5, (3.0, 1), (4.0, 1))),
         ),
     ]
     # Every count is an int and every rate a float, on both databases.
@@ -398,19 +441,19 @@ async def test_agencies_for_two_months(engine: AsyncEngine) -> None:
         agency(
             B,
             "Sở Tư pháp",
-            figures(10, 10, 9, 1, 0, 0.1, False, 0, 0.0, 0, (3, 3.6667)),
+            figures(10, 10, 9, 1, 0, 0.1, False, 0, 0.0, 0, rated(3, 3.6667)),
         ),
         agency(
             A,
             "Sở Xây dựng tỉnh Đồng Nai",
-            figures(9, 5, 3, 2, 1, 0.4, True, 2, 0.2222, 2, (3, 3.3333)),
+            figures(9, 5, 3, 2, 1, 0.4, True, 2, 0.2222, 2, rated(5, 3.5, (4.5, 2), (2.0, 1))),
             open_overdue=4,
             consultations=(1, 1),
         ),
         agency(
             C,
             "UBND xã Long Thành",
-            figures(9, 9, 8, 1, 1, 0.1111, True, 0, 0.0, 1, (0, None)),
+            figures(9, 9, 8, 1, 1, 0.1111, True, 0, 0.0, 1, rated(1, 3.5, (3.0, 1), (4.0, 1))),
         ),
     ]
 
@@ -448,13 +491,23 @@ async def test_open_overdue_is_judged_at_now_within_the_range(
 async def test_officers_for_a_month(engine: AsyncEngine) -> None:
     items = await officer_statistics(engine, MAY, threshold=0.10, now=JULY, tz=ZONE)
     assert items == [
-        officer("o1", "Nguyễn Thị Một", figures(4, 0, 0, 0, 0, 0.0, False, 1, 0.25, 0, (0, None))),
-        officer("o2", "Lê Văn Hai", figures(1, 3, 2, 1, 0, 0.3333, True, 1, 1.0, 2, (2, 4.5))),
-        officer("o3", "Phạm Văn Ba", figures(2, 1, 0, 1, 1, 1.0, True, 0, 0.0, 0, (0, None))),
         officer(
-            "o4", "Hoàng Thị Bốn", figures(0, 19, 17, 2, 1, 0.1053, True, 0, 0.0, 0, (3, 3.6667))
+            "o1", "Nguyễn Thị Một", figures(4, 0, 0, 0, 0, 0.0, False, 1, 0.25, 0, rated(0, None))
         ),
-        officer("o5", "Trần Văn Năm", figures(0, 0, 0, 0, 0, 0.0, False, 0, 0.0, 1, (0, None))),
+        officer(
+            "o2",
+            "Lê Văn Hai",
+            figures(1, 3, 2, 1, 0, 0.3333, True, 1, 1.0, 2, rated(4, 4.0, (4.5, 2), (2.0, 1))),
+        ),
+        officer("o3", "Phạm Văn Ba", figures(2, 1, 0, 1, 1, 1.0, True, 0, 0.0, 0, rated(0, None))),
+        officer(
+            "o4",
+            "Hoàng Thị Bốn",
+            figures(0, 19, 17, 2, 1, 0.1053, True, 0, 0.0, 0, rated(4, 3.6, (3.0, 1), (4.0, 1))),
+        ),
+        officer(
+            "o5", "Trần Văn Năm", figures(0, 0, 0, 0, 0, 0.0, False, 0, 0.0, 1, rated(0, None))
+        ),
     ]
 
 
@@ -462,10 +515,12 @@ async def test_officers_for_two_months(engine: AsyncEngine) -> None:
     items = await officer_statistics(engine, SPRING, threshold=0.10, now=JULY, tz=ZONE)
     by_id = {item["officer"]["id"]: item for item in items}
     assert by_id["o1"] == officer(
-        "o1", "Nguyễn Thị Một", figures(6, 1, 1, 0, 0, 0.0, False, 1, 0.1667, 0, (1, 1.0))
+        "o1", "Nguyễn Thị Một", figures(6, 1, 1, 0, 0, 0.0, False, 1, 0.1667, 0, rated(1, 1.0))
     )
     assert by_id["o4"] == officer(
-        "o4", "Hoàng Thị Bốn", figures(10, 19, 17, 2, 1, 0.1053, True, 0, 0.0, 0, (3, 3.6667))
+        "o4",
+        "Hoàng Thị Bốn",
+        figures(10, 19, 17, 2, 1, 0.1053, True, 0, 0.0, 0, rated(4, 3.6, (3.0, 1), (4.0, 1))),
     )
     assert sorted(by_id) == ["o1", "o2", "o3", "o4", "o5"]
 

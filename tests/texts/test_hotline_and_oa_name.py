@@ -88,6 +88,7 @@ SAMPLE: dict[str, Any] = {
     "due_at": "2024-04-12T17:00:00+07:00",
     "new_due_at": "2024-04-19T17:00:00+07:00",
     "old_due_at": None,
+    "finished_at": "2024-04-12T17:00:00+07:00",
     "expected_at": None,
     "delivery": None,
     "pickup": None,

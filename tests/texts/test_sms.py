@@ -19,6 +19,8 @@ from gateway.texts.sms import (
     DEFAULT_HOTLINE,
     DEFAULT_OA_NAME,
     KINDS,
+    LINK_SMS_PARAMS,
+    NO_DOSSIER_PARAMS,
     REQUIRED_PARAMS,
     RenderedSms,
     abbreviate,
@@ -113,7 +115,7 @@ def test_every_notice_kind_and_report_status_has_a_template() -> None:
     reports = {"report_received", "report_in_progress", "report_resolved", "report_rejected"}
     assert set(KINDS) == set(NOTICE_KINDS) | reports
     files = {p.name.removesuffix(".txt.j2") for p in (DEFAULT_TEMPLATES_DIR / "sms").glob("*.j2")}
-    assert files == set(KINDS)
+    assert files == set(KINDS) | set(LINK_SMS_PARAMS) | set(NO_DOSSIER_PARAMS)
 
 
 @pytest.mark.parametrize("kind", KINDS)

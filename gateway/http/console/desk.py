@@ -654,11 +654,23 @@ async def _agency_officers(
 
 
 def _with_percents(item: dict[str, Any]) -> dict[str, Any]:
-    """A statistics item with its rates as the pages write them (``12,5 %``)."""
+    """A statistics item with its rates as the pages write them (``12,5 %``) and its
+    ratings' averages as scores (``4,5``; ``—`` for an average of nothing)."""
+    rated = item.get("ratings") or {}
     return item | {
         "late_percent": _percent(item["late_rate"]),
         "missing_percent": _percent(item["missing_phone_rate"]),
+        "scores": {name: _score(rated.get(name)) for name in _AVERAGES},
     }
+
+
+# The averages of a statistics item's ``ratings`` the pages show.
+_AVERAGES = ("average", "progress_avg", "quality_avg")
+
+
+def _score(mean: float | None) -> str:
+    """``4.3333`` as ``4,3`` (a Vietnamese decimal comma), None as ``—``."""
+    return "—" if mean is None else f"{mean:.1f}".replace(".", ",")
 
 
 @routes.get(f"/audit/agencies/{_AGENCY}/officers.{_FORMAT}", name="audit_agency_officers_export")

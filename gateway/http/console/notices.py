@@ -4,7 +4,8 @@
 reason; ``/console/notices/{id}`` shows one notice, its text and every delivery attempt.
 A resend is checked: the officer must tick ``confirm`` (for ``unknown``: the citizen may
 already have the message), and it makes a new notice for the queue, never sends the same
-row again (:mod:`gateway.storage.notice_review`). Phones are always masked here.
+row again (:mod:`gateway.storage.notice_review`). Phones are always masked here, and a
+one-time code (kind ``otp``) is shown as ``••••••``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from gateway.http.console.auth import audit, current_user, now_of, page
 from gateway.http.keys import DATABASE, QUEUE, SETTINGS, TEXTS
 from gateway.storage import notice_review
 from gateway.storage.notice_review import NoticeReview
-from gateway.texts.sms import KINDS, ZALO_ONLY_PARAMS
+from gateway.texts.sms import KINDS, NO_DOSSIER_PARAMS, ZALO_ONLY_PARAMS
 from gateway.texts.zalo import render_oa
+from gateway.trust.otp import hide_code
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ ROLES: Final[dict[str, tuple[str, ...]]] = {
 # Notice ids are 32 hex characters (uuid4().hex).
 _ID: Final = r"{id:[0-9a-f]{1,32}}"
 PAGE_SIZE: Final = 200
-NOTICE_KINDS: Final = (*KINDS, *ZALO_ONLY_PARAMS)
+NOTICE_KINDS: Final = (*KINDS, *ZALO_ONLY_PARAMS, *NO_DOSSIER_PARAMS)
 _FLASH: Final = "notice_flash"
 
 
@@ -139,11 +141,12 @@ def _text_of(request: web.Request, review: NoticeReview) -> tuple[str, bool]:
     """The text sent (and True), or, for a notice never sent, the text it would send as an
     OA message (and False); phone numbers masked."""
     n = review.notice
-    if n.text:
-        return mask_phones_in_text(n.text), True
+    params, sent_text = hide_code(n.kind, n.params, n.text)  # a one-time code: ••••••
+    if sent_text:
+        return mask_phones_in_text(sent_text), True
     zone = request.config_dict[SETTINGS].tz
     try:
-        text = render_oa(request.config_dict[TEXTS], n.kind, n.params, zone).text
+        text = render_oa(request.config_dict[TEXTS], n.kind, params, zone).text
     except ValidationFailed:
         return "", False
     return mask_phones_in_text(text), False

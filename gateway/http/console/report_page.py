@@ -291,6 +291,7 @@ async def _render(
             "number": r.number,
             "kind": r.kind,
             "source": r.source,
+            "proof": r.proof,
             "status": r.status,
             "status_notes": text(r.status_notes),
             "finding": r.finding,

@@ -8,6 +8,8 @@ and ``/_fake/reset`` (``providers/fakes/control.py``):
 - ``GET|POST /_fake/users`` (``{"name", "phone"?, "user_id"?, "follows"?}``);
 - ``POST /_fake/users/{user_id}/{follow|unfollow|text|click|share|chat_now}``
   (``{"text"}`` to type, ``{"payload", "title"?}`` to tap a button);
+- ``POST /_fake/zns/{message_id}/rate`` (``{"rate": 1-5, "note"?, "feedbacks"?}``): the
+  citizen rates a ZNS service-rating message (a ``user_feedback`` webhook);
 - ``GET /``: the chat page (``page.py``).
 """
 
@@ -42,6 +44,7 @@ def add_zalo_controls(app: web.Application, fake: FakeZalo, time_zone: ZoneInfo)
     app.router.add_get("/_fake/users", _users)
     app.router.add_post("/_fake/users", _add_user)
     app.router.add_post("/_fake/users/{user_id}/{action}", _user_action)
+    app.router.add_post("/_fake/zns/{message_id}/rate", _rate)
 
 
 async def _full_state(request: web.Request) -> web.Response:
@@ -124,3 +127,28 @@ async def _user_action(request: web.Request) -> web.Response:
             {"error": "no webhook_url: POST /_fake/mode {webhook_url}"}, status=409
         )
     return json_response({"status": await acts[action]()})
+
+
+async def _rate(request: web.Request) -> web.Response:
+    fake = request.app[FAKE]
+    body = await json_object(request) or {}
+    rate, note, feedbacks = body.get("rate"), body.get("note", ""), body.get("feedbacks", [])
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int)
+        or not isinstance(note, str)
+        or not isinstance(feedbacks, list)
+        or not all(isinstance(f, str) for f in feedbacks)
+    ):
+        return bad_request('send {"rate": 1-5, "note"?: "...", "feedbacks"?: ["..."]}')
+    if not fake.webhook_url:
+        return json_response(
+            {"error": "no webhook_url: POST /_fake/mode {webhook_url}"}, status=409
+        )
+    try:
+        statuses = await fake.rate(request.match_info["message_id"], rate, note, feedbacks)
+    except KeyError as exc:
+        return json_response({"error": str(exc)}, status=404)
+    except ValueError as exc:
+        return bad_request(str(exc))
+    return json_response({"statuses": statuses})

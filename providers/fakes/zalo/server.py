@@ -15,9 +15,10 @@ copies, so a wrong path in the client cannot pass against the fake.
   of at most 2000 characters, at most 5 buttons (else -201). A refusal for a known user
   shows in their chat as Zalo's system line.
 - ``POST /message/template`` (ZNS): token (else -124), known enabled template (-109,
-  -146, -131), ``template_data`` as Zalo checks it (-111 empty, -112 not a string, -1121
-  too long, -1122 required missing), ``tracking_id``, a phone with a Zalo account (else
-  -118). A repeated ``tracking_id`` is answered with the first ``msg_id``.
+  -146, -131), ``template_data`` as Zalo checks it (-111 empty, -112 not a string or not
+  in its parameter's ``NUMBER``/``DATE`` form, -1121 too long, -1122 required missing),
+  ``tracking_id``, a phone with a Zalo account (else -118). A repeated ``tracking_id``
+  is answered with the first ``msg_id``.
 - ``GET /template/info/v2?template_id=``, ``GET /message/status?message_id=``.
 
 Errors are HTTP 200 with ``{"error": <code>, "message": ...}``. Every API request is in
@@ -63,6 +64,11 @@ REFRESH_TOKEN_INVALID = -14014  # reused, unknown or revoked refresh token
 APP_CREDENTIALS_INVALID = -14002  # wrong app_id / secret_key / grant_type / encoding
 ZNS_BAD_PARAMETER = -100  # missing or ill-formed tracking_id, unknown message_id
 _ZNS_PHONE = re.compile(r"^84[1-9]\d{8}$")
+# What a typed template parameter takes (the fake's reading of Zalo's examples, docs/zns.md).
+_TYPED_VALUES = {
+    "NUMBER": (re.compile(r"[0-9]+"), "a number written as bare digits"),
+    "DATE": (re.compile(r"[0-3][0-9]/[01][0-9]/[0-9]{4}"), "a date as dd/mm/yyyy"),
+}
 _TRACKING_ID = re.compile(r"^[A-Za-z0-9]{1,48}$")
 # Button type -> the keys its ``payload`` object needs (None: the payload is a string).
 _BUTTON_PAYLOADS: dict[str, tuple[str, ...] | None] = {
@@ -346,6 +352,9 @@ def _template_data_problem(template: FakeTemplate, data: object) -> tuple[int, s
         max_length = param.get("maxLength")
         if isinstance(max_length, int) and len(value) > max_length:
             return -1121, f"Template data {name} is longer than {max_length}"
+        wanted = _TYPED_VALUES.get(str(param.get("type") or "").upper())
+        if value and wanted is not None and not wanted[0].fullmatch(value):
+            return -112, f"Template data {name} must be {wanted[1]}"
     return None
 
 

@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -669,6 +669,36 @@ class FakeZalo:
             if self.webhook_url:
                 statuses = await self.post_webhook(payload, ZNS_SERVER)
                 message.receipts_sent += sum(1 for s in statuses if 200 <= s < 300)
+
+    async def rate(
+        self, message_id: str, rate: int, note: str = "", feedbacks: Sequence[str] = ()
+    ) -> list[int]:
+        """The citizen rates a ZNS service-rating message (1 to 5 stars, the detail options
+        ticked, a note): a signed ``user_feedback`` webhook with ``message.rate``,
+        ``note``, ``feedbacks`` (null when none), ``submit_time``, ``msg_id`` and
+        ``tracking_id``, as integrations report it. Returns the HTTP status of each POST.
+        """
+        message = self.message(message_id)
+        if message is None or message.channel != "zns":
+            raise KeyError(f"no ZNS message {message_id!r}")
+        if rate not in range(1, 6):
+            raise ValueError("rate must be 1 to 5")
+        now = self._now_ms()
+        payload = {
+            "app_id": self.app_id,
+            "oa_id": self.oa_id,
+            "event_name": "user_feedback",
+            "message": {
+                "note": note,
+                "rate": rate,
+                "submit_time": now,
+                "feedbacks": list(feedbacks) or None,
+                "msg_id": message.message_id,
+                "tracking_id": message.tracking_id,
+            },
+            "timestamp": now,
+        }
+        return await self.post_webhook(payload, ZNS_SERVER)
 
     def zns_by_tracking_id(self, tracking_id: str) -> SentMessage | None:
         """The ZNS message first sent with ``tracking_id``, if any."""
