@@ -261,17 +261,20 @@ async def test_a_one_time_code_gives_the_act_level(
     text = await page(gw, response.headers["Location"])
     assert PROCEDURE in text and "/tra-cuu/phan-anh" in text and "/tra-cuu/danh-gia" in text
     assert 'name="so_cuoi"' not in text
-    # What a log line says: the message and the extras (not timings, where any digits
-    # may turn up).
-    standard = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
-    logged = "\n".join(
-        f"{r.getMessage()} {extras}"
-        for r in caplog.records
-        if (extras := {k: v for k, v in r.__dict__.items() if k not in standard}) is not None
-    )
+    logged = "\n".join(_said(r) for r in caplog.records)
     assert "citizen one-time code checked" in logged and CODE in logged
     for secret in (code, "912345678", "5678"):
         assert secret not in logged, secret
+
+
+# The attributes every log record has (timings among them, where any digits may turn up).
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+
+
+def _said(record: logging.LogRecord) -> str:
+    """What a log line says: its message and its extra fields."""
+    extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    return f"{record.getMessage()} {extras}"
 
 
 async def test_too_many_codes_are_refused_with_a_page(
