@@ -28,7 +28,7 @@ pytest: $(STAMP)
 	  || { apt-get update -q && apt-get install -y -q chromium; } \
 	  || echo "tests: no Chromium could be installed; the browser tests will be SKIPPED"
 	$(BIN)/python -m tests.prepare
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null && [ -x /usr/bin/time ] \

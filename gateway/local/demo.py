@@ -626,6 +626,10 @@ async def _show(
         if user is not None:
             demo.say(f"\nChat as {user.name} (or any demo citizen) on {demo.links['zalo']}")
         demo.say(f"What runs, with every link: {base}/")
+        demo.say(
+            f"The citizen page (no Zalo needed): {base}/tra-cuu, or the link in any"
+            f" invitation SMS on {demo.links['esms']}"
+        )
         demo.say("Metrics and readiness detail need the ops token (OPS_TOKEN):")
         demo.say(f'  curl -H "Authorization: Bearer {settings.ops_token}" {base}/metrics')
         demo.say(f"\nThe staff console (1022 desk, auditors, admin): {base}/console/")

@@ -26,8 +26,9 @@ Rules:
 - ``send_for_dossier`` sends to the dossier's own phone, which the asker never sees. For
   an unknown dossier, or one without a usable phone, nothing is sent but a row is still
   written (phone ``""``, the hash of a code nobody knows): the requester's limit counts
-  it, ``check`` answers ``wrong`` to it like to any code, and the caller answers exactly
-  as if a code had gone out (no oracle of which dossiers exist).
+  it, ``check`` answers ``wrong`` to it like to any code, the per-phone limits apply to
+  that dossier code as if it had a phone, and the caller answers exactly as if a code had
+  gone out (no oracle of which dossiers exist).
 - The code travels as a notice of kind ``otp`` (lane ``urgent``, dedupe key
   ``otp-<code id>``, source ``gateway``, params ``otp_code``, ``minutes`` and
   ``expires_at``), inserted in the same transaction as the code's row: by ZNS when
@@ -233,7 +234,7 @@ class OneTimeCodes:
     ) -> CodeSent:
         now = self.clock()
         await self._lock(conn, requester, phone)
-        await self._enforce_limits(conn, requester, phone, now)
+        await self._enforce_limits(conn, requester, phone, dossier_code, now)
         expires_at = now + self._ttl
         code = new_code()
         inserted = await conn.execute(
@@ -291,7 +292,12 @@ class OneTimeCodes:
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(name))))
 
     async def _enforce_limits(
-        self, conn: AsyncConnection, requester: str, phone: str | None, now: datetime
+        self,
+        conn: AsyncConnection,
+        requester: str,
+        phone: str | None,
+        dossier_code: str | None,
+        now: datetime,
     ) -> None:
         trust = self.settings.trust
         checks: list[tuple[Literal["phone", "requester"], Any, timedelta, int]] = [
@@ -302,8 +308,16 @@ class OneTimeCodes:
                 trust.otp_per_requester_hour,
             )
         ]
+        same_phone: Any = None
         if phone is not None:
             same_phone = one_time_codes.c.phone_e164 == phone
+        elif dossier_code is not None:
+            # An unknown dossier (or one without a phone) runs out of codes like a known
+            # one would, so the phone's limit tells nobody which dossiers exist.
+            same_phone = sa.and_(
+                one_time_codes.c.phone_e164 == "", one_time_codes.c.dossier_code == dossier_code
+            )
+        if same_phone is not None:
             checks = [
                 ("phone", same_phone, _HOUR, trust.otp_per_phone_hour),
                 ("phone", same_phone, _DAY, trust.otp_per_phone_day),

@@ -236,11 +236,26 @@ async def test_an_unknown_dossier_sends_nothing_but_answers_alike_and_counts(
     assert (await codes.check(ALICE, "123456", dossier_code="NO-PHONE-1")).outcome == ("exhausted")
 
     # The requester's limit counts them: 5 per hour.
-    for _ in range(trust_settings.trust.otp_per_requester_hour - 2):
-        await codes.send_for_dossier(ALICE, "000.00.12.H19-260401-9999")
+    for n in range(trust_settings.trust.otp_per_requester_hour - 2):
+        await codes.send_for_dossier(ALICE, f"000.00.12.H19-260401-990{n}")
     with pytest.raises(TooManyCodes) as caught:
         await codes.send_for_dossier(ALICE, "000.00.12.H19-260401-9998")
     assert caught.value.scope == "requester"
+
+
+async def test_an_unknown_dossier_runs_out_of_codes_like_a_known_one(
+    db: Database, codes: OneTimeCodes
+) -> None:
+    """The phone's limit (3 an hour) must not tell which dossiers exist: asked by four
+    people, an unknown code is refused at the fourth exactly as a known one is."""
+    refused: dict[str, tuple[str, int]] = {}
+    for dossier in (CODE, "000.00.12.H19-260401-9999"):
+        for requester in ("zalo:1", "zalo:2", "web:3"):
+            await codes.send_for_dossier(f"{requester}{dossier}", dossier)
+        with pytest.raises(TooManyCodes) as caught:
+            await codes.send_for_dossier("zalo:4", dossier)
+        refused[dossier] = (caught.value.scope, caught.value.retry_after_seconds)
+    assert refused[CODE] == refused["000.00.12.H19-260401-9999"] == ("phone", 3601)
 
 
 # -- limits -----------------------------------------------------------------------------
