@@ -38,14 +38,14 @@ from gateway.storage.tables import (
     dossiers,
     events,
     handoffs,
-    notices,
     result_checks,
     zalo_users,
 )
 from gateway.trust import subscriptions
 from gateway.trust.guards import Guards
 from gateway.trust.links import Links
-from gateway.trust.otp import OTP_KIND, CodeSent, OneTimeCodes, TooManyCodes
+from gateway.trust.news import dossier_notices
+from gateway.trust.otp import CodeSent, OneTimeCodes, TooManyCodes
 
 log = logging.getLogger(__name__)
 
@@ -193,14 +193,7 @@ class ChatServices:
                     .limit(1)
                 )
             ).first()
-            sent = (
-                await conn.execute(
-                    sa.select(notices.c.kind, notices.c.channel, notices.c.state, notices.c.sent_at)
-                    # One-time codes are not news about the dossier.
-                    .where(notices.c.dossier_code == code, notices.c.kind != OTP_KIND)
-                    .order_by(notices.c.created_at)
-                )
-            ).all()
+            sent = await dossier_notices(conn, code)
         return DossierFacts(
             code=row.code,
             procedure_name=row.procedure_name,

@@ -103,34 +103,61 @@ class Dispatcher:
     Best effort by design: the database already holds the notices, and the relay
     enqueues whatever this misses. While Redis is down it stops trying for a few seconds
     instead of tying up threads on connection timeouts.
+
+    :meth:`close` waits for every hand-over already started — gathering or already in a
+    thread talking to Redis — for at most ``CLOSE_SECONDS``, so the owner never closes the
+    Redis client under an enqueue in flight; one still running then is abandoned (the
+    relay enqueues its notices) and nothing is handed over after close.
     """
 
     PAUSE_SECONDS = 5.0
     GATHER_SECONDS = 0.02
+    CLOSE_SECONDS = 5.0
 
     def __init__(self, queue: QueueClient) -> None:
         self._queue = queue
         self._paused_until = 0.0
         self._buffer: list[tuple[str, str]] = []
+        # The hand-over still gathering commits (at most one)...
         self._flushing: asyncio.Task[None] | None = None
+        # ...and every hand-over not finished yet, gathering or enqueuing.
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def __call__(self, notices: list[tuple[str, str]]) -> None:
-        if not notices or time.monotonic() < self._paused_until:
+        if not notices or self._closed or time.monotonic() < self._paused_until:
             return
         self._buffer.extend(notices)
         if self._flushing is None:
             # Commits arrive many times a second under load: gather them for a moment and
             # hand them over in one pipelined call instead of one thread hop per commit.
-            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._flushing = task
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
 
     async def _flush(self) -> None:
         await asyncio.sleep(self.GATHER_SECONDS)
         notices, self._buffer = self._buffer, []
+        # Commits from now on start the next hand-over; this one is still in flight.
         self._flushing = None
         if not await self._queue.offer_notices(notices):
             self._paused_until = time.monotonic() + self.PAUSE_SECONDS
 
     async def close(self) -> None:
-        """Wait for the hand-over in progress (the queue client is its owner's to close)."""
-        if self._flushing is not None:
-            await asyncio.gather(self._flushing, return_exceptions=True)
+        """Wait (boundedly) for the hand-overs in progress; the queue client is its
+        owner's to close, once this returns."""
+        self._closed = True
+        pending = set(self._in_flight)
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=self.CLOSE_SECONDS)
+        if late:
+            log.warning(
+                "notices not enqueued before shutdown; the relay will",
+                extra={"handovers": len(late)},
+            )
+            for task in late:
+                task.cancel()
+        # Collects every outcome, so that no task's error goes unretrieved.
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -237,7 +237,8 @@ _DIGIT_RUN: Final = re.compile(r"[0-9](?:[ .\-()]{0,2}[0-9])*")
 _DIGIT_CHUNK: Final = re.compile(r"[0-9]+")
 _IPV4_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4: Final = re.compile(rf"{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}")
-_ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A real calendar date only: "0912-34-56-78" is a number written in pairs, not a date.
+_ISO_DATE: Final = re.compile(r"(?:19|20)[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])")
 _DOSSIER_TAIL: Final = re.compile(r"(?:[0-9]{1,3}-)?[0-9]{6}-[0-9]{4}")
 _MASK_MIN_DIGITS: Final = 9
 _MASK_MAX_DIGITS_IN_TEXT: Final = 14
@@ -348,9 +349,11 @@ def mask_phone(value: str) -> str:
 def mask_phones_in_text(text: str) -> str:
     """Mask every phone-looking run of 9-14 digits in free text (logs, messages).
 
-    Same rule as :func:`mask_phone`. A longer run made of several groups
-    (``0912 345 678 0987 654 321``) is masked group by group, joining groups until
-    they hold 9+ digits. Left alone so that logs stay useful: one unbroken run of
+    Same rule as :func:`mask_phone`. In a longer run of several groups, numbers glued
+    by separators (``0912345678-0987654321``: every group 9-14 digits) are masked one by
+    one; any other stretch of groups (``0912 345 678 0987 654 321``, ``12345
+    0912345678``) is masked as one run, so that no group boundary ever shows a
+    number's last digits. Left alone so that logs stay useful: one unbroken run of
     15+ digits (an id), an IPv4 address (``192.168.100.200``), an ISO date
     (``2024-01-15``) and the date-sequence tail of a dossier code
     (``H56-240115-0001``).
@@ -371,20 +374,22 @@ def _mask_groups(run: str) -> str:
     if _digit_count(run) <= _MASK_MAX_DIGITS_IN_TEXT:
         return _mask_run(run)
     chunks = list(_DIGIT_CHUNK.finditer(run))
-    if len(chunks) == 1:
-        return run
     out: list[str] = []
     done = 0  # end of the text already copied to ``out``
-    group_start, group_digits = chunks[0].start(), 0
-    for chunk in chunks:
-        if group_digits == 0:
-            group_start = chunk.start()
-        group_digits += len(chunk.group(0))
-        if group_digits >= _MASK_MIN_DIGITS:
-            out.append(run[done:group_start])
-            group = run[group_start : chunk.end()]
-            out.append(_mask_run(group) if group_digits <= _MASK_MAX_DIGITS_IN_TEXT else group)
-            done, group_digits = chunk.end(), 0
+    stretch: list[re.Match[str]] = []  # the groups since the last id
+    for chunk in [*chunks, None]:
+        if chunk is not None and len(chunk.group(0)) <= _MASK_MAX_DIGITS_IN_TEXT:
+            stretch.append(chunk)
+            continue
+        # An id (15+ digits, left alone) or the end: mask the stretch before it.
+        if all(len(c.group(0)) >= _MASK_MIN_DIGITS for c in stretch):
+            spans = [(c.start(), c.end()) for c in stretch]
+        else:
+            spans = [(stretch[0].start(), stretch[-1].end())]
+        for start, end in spans:
+            out.append(run[done:start] + _mask_run(run[start:end]))
+            done = end
+        stretch = []
     out.append(run[done:])
     return "".join(out)
 

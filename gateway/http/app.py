@@ -13,7 +13,7 @@ from gateway.delivery.queues import Dispatcher, QueueClient
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.domain.sanctions import load_ladder
 from gateway.errors import ConfigError
-from gateway.http import api, audit, ops, staff, webhooks, zalo
+from gateway.http import api, audit, openapi, ops, staff, webhooks, zalo
 from gateway.http.citizen import setup_citizen
 from gateway.http.console.app import create_console
 from gateway.http.keys import (
@@ -118,6 +118,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.add_routes(zalo.routes)
     app.add_routes(staff.routes)
     app.add_routes(audit.routes)
+    # The OpenAPI document of the routes above and its reference page (public).
+    app.add_routes(openapi.routes)
     # The citizen page (/tra-cuu, /l/<token>): Vietnamese HTML, its own sessions and CSRF.
     setup_citizen(app, settings)
     # The staff console: its own middlewares (sessions, CSRF), the main app's resources.

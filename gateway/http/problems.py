@@ -100,6 +100,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(
             PayloadTooLarge(exc.text or "the body is too large"), _instance(request)
         )
+    except web.RequestPayloadError as exc:  # e.g. "Content-Encoding: gzip" on a plain body
+        detail = "the body could not be read as sent (is its Content-Encoding right?)"
+        log.info("unreadable body", extra={"path": _instance(request), "error": str(exc)})
+        return problem_response(MalformedInput(detail), _instance(request))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

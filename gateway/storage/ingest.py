@@ -4,14 +4,22 @@ Requests do not each open a transaction. They hand their parsed event to the
 :class:`IngestWriter`, whose single task takes everything pending, writes the whole group in
 one transaction (a handful of set-based statements, not a handful per event) and then
 answers each request. This *group commit* keeps SQLite's one-writer lock short and turns
-many fsyncs into one. If the group fails (a unique key raced by another gateway process, a
-database error), each event is retried in a transaction of its own, so one bad event
-never takes the others down and no event is ever half written.
+many fsyncs into one. If the group fails (a database error), each event is retried in a
+transaction of its own, so one bad event never takes the others down and no event is ever
+half written.
+
+Several gateway processes (``HTTP_WORKERS``) may write the same dossier at once. SQLite
+has one writer for the whole file. On PostgreSQL each group first takes a
+transaction-scoped advisory lock per dossier code, all in one statement and in one global
+order, before it reads anything: a dossier that does not exist yet (which ``FOR UPDATE``
+cannot lock) is then created by one process and seen by the other, instead of both
+inserting it and one group failing on the unique key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -108,7 +116,10 @@ class IngestWriter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
+        # Groups committed whole, and groups that failed and were retried event by event
+        # (a database error; never a race between gateways, which serialise per dossier).
         self.groups_written = 0
+        self.groups_retried = 0
 
     async def start(self) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
@@ -163,6 +174,7 @@ class IngestWriter:
             if len(group) == 1:
                 self._fail(group[0], exc)
                 return
+            self.groups_retried += 1
             log.warning(
                 "group of %d failed (%s); retrying one by one", len(group), type(exc).__name__
             )
@@ -179,7 +191,8 @@ class IngestWriter:
                     pending.future.set_result(outcome)
 
     async def _write_alone(self, pending: _Pending) -> None:
-        # Two tries: a unique-key race with another gateway resolves on the second read.
+        # Two tries: a unique-key race the dossier locks do not cover (the same event id
+        # posted for two dossiers by two processes at once) resolves on the second read.
         for attempt in (1, 2):
             try:
                 (outcome,) = await self._transaction([pending.submission])
@@ -262,8 +275,35 @@ def _in(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[str]) 
     return column.in_(values)
 
 
+def dossier_lock_key(code: str) -> int:
+    """The advisory lock key of a dossier: 64 bits of its code's hash, as a signed bigint.
+    A collision only makes two dossiers wait for each other now and then."""
+    digest = hashlib.blake2b(code.encode(), digest_size=8, person=b"tthc-dossier").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+# PostgreSQL evaluates a volatile output column after the ORDER BY sort (9.6 and later), so
+# the locks are taken in key order; the keys are sorted here too, whatever the planner.
+_LOCK_DOSSIERS = sa.text(
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
+)
+
+
+def _lock_dossiers(conn: Connection, codes: Sequence[str]) -> None:
+    """PostgreSQL: hold every dossier of the group until the transaction ends, before
+    anything is read. ``FOR UPDATE`` cannot lock a dossier that does not exist yet: two
+    gateway processes would both read "new", both insert it, and one group would fail on
+    the unique key. One statement for the whole group; all keys in one order, so two
+    groups never wait for each other in a cycle. SQLite has one writer already."""
+    if conn.dialect.name != "postgresql" or not codes:
+        return
+    conn.execute(_LOCK_DOSSIERS, {"keys": sorted({dossier_lock_key(c) for c in codes})})
+
+
 def _load(conn: Connection, batch: list[Submission]) -> _GroupState:
     codes = sorted({s.event.dossier.code for s in batch})
+    # First: what this group reads below (its events, dossiers, notices) is then final.
+    _lock_dossiers(conn, codes)
     known: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
     ids_by_source: dict[str, set[str]] = defaultdict(set)
     for sub in batch:

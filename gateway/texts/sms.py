@@ -308,11 +308,12 @@ def _context(kind: str, params: Mapping[str, Any], zone: tzinfo, *, sms: bool = 
 
 def _required(kind: str, *, sms: bool = True) -> tuple[str, ...] | None:
     """The params a kind's text cannot do without (as an SMS: a Zalo-only kind's SMS needs
-    its link); None for an unknown kind."""
-    by_sms = LINK_SMS_PARAMS.get(kind) if sms else None
+    its link); None for an unknown kind, and as an SMS for a Zalo-only kind without one
+    (``rating_request``: there is no SMS template to render)."""
     if kind in NO_DOSSIER_PARAMS:  # may need nothing at all (an empty tuple)
         return NO_DOSSIER_PARAMS[kind]
-    return REQUIRED_PARAMS.get(kind) or by_sms or ZALO_ONLY_PARAMS.get(kind)
+    by_channel = LINK_SMS_PARAMS.get(kind) if sms else ZALO_ONLY_PARAMS.get(kind)
+    return REQUIRED_PARAMS.get(kind) or by_channel
 
 
 def notice_context(kind: str, params: Mapping[str, Any], zone: tzinfo) -> Context:

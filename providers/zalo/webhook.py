@@ -50,6 +50,8 @@ _ATTACHMENT_EVENTS = {
 # Up to year 5138: anything longer is not a timestamp (and would overflow datetime).
 _EPOCH_MS = re.compile(r"^[0-9]{1,14}$")
 _IGNORED_SENDERS = ("sender", "follower", "recipient")
+# Stars sent as text: ASCII digits only ("²".isdigit() is true, but int() refuses it).
+_RATE_TEXT = re.compile(r"[0-9]{1,2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +208,7 @@ def _zns_feedback(payload: dict[str, Any]) -> ZnsFeedback:
     if tracking is not None and not isinstance(tracking, str):
         raise MalformedInput("message.tracking_id is not a string")
     rate = message.get("rate")
-    if isinstance(rate, str) and rate.isdigit():
+    if isinstance(rate, str) and _RATE_TEXT.fullmatch(rate):
         rate = int(rate)
     if isinstance(rate, bool) or not isinstance(rate, int) or rate not in FEEDBACK_RATES:
         raise MalformedInput("message.rate is not a whole number from 1 to 5")

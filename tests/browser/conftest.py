@@ -1,9 +1,10 @@
 """A real Chromium for page tests: Debian's ``/usr/bin/chromium`` driven by Playwright.
 
 Playwright's sync API runs on a thread of its own, so one browser serves the whole
-session while each test keeps its own event loop for the servers it starts. Without
-Chromium (``make test`` installs it where apt-get can) the browser tests are skipped,
-saying why.
+session while each test keeps its own event loop for the servers it starts. A test's
+script works in :func:`watched_page`: a fresh context, a picture when it fails, and a
+failure for anything the page showed broken. Without Chromium (``make test`` installs it
+where apt-get can) the browser tests are skipped, saying why.
 """
 
 from __future__ import annotations
@@ -12,28 +13,41 @@ import asyncio
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Response, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Error,
+    Page,
+    Playwright,
+    Response,
+    ViewportSize,
+    sync_playwright,
+)
 
 # The chat rig's fixtures, for pages that need the gateway and a worker behind them.
 from tests.chat.conftest import chat, chat_settings, sms_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+LAPTOP: ViewportSize = {"width": 1366, "height": 768}
 
 T = TypeVar("T")
 
 __all__ = [
     "CHROMIUM",
+    "LAPTOP",
     "BrowserThread",
     "browser",
     "chat",
     "chat_settings",
     "sms_settings",
     "watch",
+    "watched_page",
 ]
 
 
@@ -55,6 +69,35 @@ def watch(page: Page, *, locations: bool = False) -> list[str]:
     page.on("console", console)
     page.on("response", response)
     return problems
+
+
+@contextmanager
+def watched_page(
+    browser: Browser,
+    screenshots: Path | None = None,
+    *,
+    viewport: ViewportSize | None = LAPTOP,
+    timeout_ms: float | None = None,
+    locations: bool = False,
+) -> Iterator[Page]:
+    """A page of a fresh Vietnamese context (closed after the block) at ``viewport``
+    (None: Playwright's default). A Playwright error or a failed assertion in the block
+    leaves ``failure.png`` in ``screenshots`` (the test's tmp_path), if given; a block
+    that went through still fails on anything :func:`watch` collected."""
+    context = browser.new_context(locale="vi-VN", viewport=viewport)
+    if timeout_ms is not None:
+        context.set_default_timeout(timeout_ms)
+    page = context.new_page()
+    problems = watch(page, locations=locations)
+    try:
+        yield page
+    except (Error, AssertionError):
+        if screenshots is not None:
+            page.screenshot(path=screenshots / "failure.png", full_page=True)
+        raise
+    finally:
+        context.close()
+    assert not problems, problems
 
 
 class BrowserThread:

@@ -4,9 +4,12 @@ A gateway on loopback with its own SQLite file and Redis key prefix is filled th
 province's would be: six months of simulated one-stop-shop traffic posted through the
 signed events API (the demo's simulator: Đồng Nai's departments and communes, their
 procedures and officers), audited into the ledger and the monthly figures, citizens'
-reports from Zalo and by phone, two conversations, notices delivered, failed and lost. Then
-Debian's Chromium logs in as a hotline officer, an auditor and an admin and photographs
-each page at 1366×768, and the queue and a report at a phone's 390×844.
+reports from Zalo and by phone, two conversations, notices delivered, failed and lost, and
+the "did you receive the result?" SMS with its signed link. Then Debian's Chromium logs in
+as a hotline officer, an auditor and an admin and photographs each page at 1366×768, and
+the queue and a report at a phone's 390×844; last, at the same size, a citizen on
+``/tra-cuu``: the public status, the details after the last four digits, the act level
+the SMS link opens, and the confirmation of "chưa nhận".
 
     python -m tests.browser.screenshots [OUT_DIR]
 
@@ -33,8 +36,10 @@ from aiohttp import web
 from playwright.sync_api import Browser, Page, ViewportSize
 
 from gateway.audit.ledger import audit_dossiers
+from gateway.chat import followups
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
 from gateway.http.app import create_app
+from gateway.http.citizen.lookup import lookup_url
 from gateway.http.signing import signed_headers_v2
 from gateway.local.simulator import HEAD, OFFICERS, TZ, OneStopShop
 from gateway.settings import Settings
@@ -44,7 +49,8 @@ from gateway.storage.audit import OfficerRecord, import_officers
 from gateway.storage.db import create_engine
 from gateway.storage.staff import add_user
 from gateway.storage.tables import dossier_audit, dossiers, notices, reports, violations
-from tests.browser.conftest import CHROMIUM, BrowserThread
+from gateway.trust.links import Links
+from tests.browser.conftest import CHROMIUM, LAPTOP, BrowserThread
 from tests.services import redis_url
 from tests.staff_helpers import seed_handoff
 
@@ -56,7 +62,6 @@ STAFF = (
     ("tam", "Võ Minh Tâm", "auditor"),
     ("bao", "Trần Quốc Bảo", "admin"),
 )
-LAPTOP: ViewportSize = {"width": 1366, "height": 768}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
@@ -136,6 +141,7 @@ async def fill(settings: Settings, base: str, now: datetime) -> None:
             await audit_dossiers(engine, codes[start : start + 200], settings, now)
         await citizens_speak(engine, now)
         await notices_that_went_wrong(engine, now)
+        await results_asked(engine, settings, now)
     finally:
         await engine.dispose()
 
@@ -241,6 +247,40 @@ async def notices_that_went_wrong(engine: Any, now: datetime) -> None:
             )
 
 
+async def results_asked(engine: Any, settings: Settings, now: datetime) -> None:
+    """The result check of the dossiers finished and not yet delivered, asked an hour ago
+    by SMS with its signed link (``notices.link_token``), and delivered; their earlier
+    SMS dated as the events they told of, for the citizen page's list of notices sent."""
+    asked_at = now - timedelta(hours=1)
+    calendar = WorkingCalendar(load_overrides(DEFAULT_OVERRIDES_FILE))
+    done = await followups.run(engine, asked_at, calendar, 0, Links.for_settings(settings))
+    asked = sa.select(notices.c.dossier_code).where(notices.c.id.in_(done.asked))
+    async with engine.begin() as conn:
+        await conn.execute(
+            notices.update()
+            .where(notices.c.id.in_(done.asked))
+            .values(
+                state="delivered",
+                channel="sms",
+                provider="esms",
+                attempts=1,
+                sent_at=asked_at,
+                delivered_at=asked_at,
+            )
+        )
+        for kind, event in (("receipt", "received_at"), ("invitation", "finished_at")):
+            at = (
+                sa.select(dossiers.c[event])
+                .where(dossiers.c.code == notices.c.dossier_code)
+                .scalar_subquery()
+            )
+            await conn.execute(
+                notices.update()
+                .where(notices.c.kind == kind, notices.c.dossier_code.in_(asked))
+                .values(sent_at=at, delivered_at=at)
+            )
+
+
 # --- the pictures ---------------------------------------------------------------------
 
 
@@ -251,6 +291,37 @@ def take_and_answer(page: Page) -> None:
     if take.count():
         take.click()
     page.locator('[data-testid="move-resolved"] summary').click()
+
+
+def last_four(phone: str) -> Callable[[Page], None]:
+    """The citizen proves the dossier is theirs with the last four digits of its phone."""
+
+    def then(page: Page) -> None:
+        page.get_by_label("Bốn số cuối của số điện thoại đăng ký trên hồ sơ").fill(phone[-4:])
+        page.get_by_role("button", name="Xem chi tiết").click()
+        page.get_by_role("heading", name="Thông báo đã gửi").wait_for()
+
+    return then
+
+
+def not_received(page: Page) -> None:
+    """The citizen answers "chưa nhận": a false-closure report, its number on screen."""
+    page.get_by_role("button", name="Chưa nhận").click()
+    page.get_by_role("heading", name="Đã tiếp nhận phản ánh").wait_for()
+
+
+def citizen_shots(code: str, phone: str, token: str) -> list[Shot]:
+    """One citizen's visit on a phone, in order: the session keeps each proof."""
+    page = lookup_url(code)
+    return [
+        Shot("21-citizen-lookup", None, "/tra-cuu", viewport=PHONE),
+        Shot("22-citizen-status", None, page, viewport=PHONE, full_page=True),
+        Shot(
+            "23-citizen-details", None, page, viewport=PHONE, then=last_four(phone), full_page=True
+        ),
+        Shot("24-citizen-act", None, f"/l/{token}", viewport=PHONE, full_page=True),
+        Shot("25-citizen-report", None, page, viewport=PHONE, then=not_received, full_page=True),
+    ]
 
 
 def shots(
@@ -356,6 +427,33 @@ async def plan_for(database_url: str) -> list[Shot]:
     return shots(report, dossier, notice, violation, officer, agency)
 
 
+async def citizen_plan_for(database_url: str) -> list[Shot]:
+    """The citizen's shots, about the latest dossier asked "did you receive the result?"
+    by SMS (with its link: ``CITIZEN_SECRET`` set) with a plain story: received, finished,
+    asked; nobody has reported it yet."""
+    engine = create_engine(database_url)
+    reported = sa.select(reports.c.dossier_code).where(reports.c.dossier_code.is_not(None))
+    eventful = sa.select(notices.c.dossier_code).where(
+        notices.c.kind.not_in(("receipt", "invitation", "result_check"))
+    )
+    try:
+        code, phone, token = await first(
+            engine,
+            sa.select(dossiers.c.code, dossiers.c.phone_e164, notices.c.link_token)
+            .join_from(notices, dossiers, dossiers.c.code == notices.c.dossier_code)
+            .where(
+                notices.c.kind == "result_check",
+                notices.c.link_token.is_not(None),
+                dossiers.c.code.not_in(reported),
+                dossiers.c.code.not_in(eventful),
+            )
+            .order_by(dossiers.c.finished_at.desc()),
+        )
+    finally:
+        await engine.dispose()
+    return citizen_shots(code, phone, token)
+
+
 def log_in(page: Page, base: str, username: str) -> None:
     """The login form, filled as staff would; waits for the landing page."""
     page.goto(f"{base}/console/login")
@@ -376,6 +474,7 @@ async def main(out: Path) -> int:
                 "REDIS_URL": url,
                 "REDIS_KEY_PREFIX": f"tthc-shots-{secrets.token_hex(3)}:",
                 "EVENT_SOURCES": f"motcua:{secrets.token_hex(16)}",
+                "CITIZEN_SECRET": secrets.token_hex(24),
             }
         )
         runner = web.AppRunner(create_app(settings))
@@ -388,7 +487,7 @@ async def main(out: Path) -> int:
         try:
             now = datetime.now(UTC)
             await fill(settings, base, now)
-            plan = await plan_for(database)
+            plan = await plan_for(database) + await citizen_plan_for(database)
             browser.start()
             taken = await browser.run(photograph(base, out, plan))
             print("\n".join(f"{out / name}" for name in taken))

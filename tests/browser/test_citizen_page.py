@@ -23,13 +23,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, Error, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from gateway.settings import Settings
 from gateway.storage import staff as staff_store
 from gateway.storage.db import create_engine
 from gateway.storage.tables import ratings, reports
-from tests.browser.conftest import BrowserThread, watch
+from tests.browser.conftest import BrowserThread, watched_page
 from tests.conftest import forget_queues
 from tests.delivery.conftest import Rig, running_rig
 from tests.helpers import CODE, event
@@ -39,6 +39,7 @@ PHONE_NATIONAL = "84912345678"
 PROCEDURE = "Cấp giấy phép xây dựng"
 LINK_RE = re.compile(r"https?://\S+/l/[A-Za-z0-9_-]{16}")
 WAIT_MS = 15_000
+NARROW: ViewportSize = {"width": 320, "height": 640}
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -59,21 +60,11 @@ def on_phone(
     """Run ``script`` on a fresh 320 px wide page; fail on anything the page shows broken."""
 
     def run(browser: Browser) -> str:
-        context = browser.new_context(locale="vi-VN", viewport={"width": 320, "height": 640})
-        context.set_default_timeout(WAIT_MS)
-        page = context.new_page()
-        problems = watch(page)
-        try:
+        with watched_page(browser, screenshots, viewport=NARROW, timeout_ms=WAIT_MS) as page:
             page.goto(url)
             result = script(page)
             # No sideways scrolling on a cheap phone.
             assert page.evaluate("document.documentElement.scrollWidth") <= 320
-        except (Error, AssertionError):
-            page.screenshot(path=screenshots / "failure.png", full_page=True)
-            raise
-        finally:
-            context.close()
-        assert not problems, problems
         return result
 
     return run
@@ -227,9 +218,7 @@ def audits(base: str, link: str) -> Callable[[Browser], dict[str, list[object]]]
 
     def run(browser: Browser) -> dict[str, list[object]]:
         # The page's CSP allows no script: axe is let in for the check only.
-        context = browser.new_context(
-            locale="vi-VN", viewport={"width": 320, "height": 640}, bypass_csp=True
-        )
+        context = browser.new_context(locale="vi-VN", viewport=NARROW, bypass_csp=True)
         page = context.new_page()
         found: dict[str, list[object]] = {}
         try:

@@ -16,13 +16,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.sync_api import Browser, Error, expect
+from playwright.sync_api import Browser, expect
 
 from gateway.http.app import create_app
 from gateway.http.keys import DATABASE
 from gateway.settings import Settings
 from gateway.storage.staff import add_user
-from tests.browser.conftest import BrowserThread, watch
+from tests.browser.conftest import BrowserThread, watched_page
 from tests.staff_helpers import seed_dossier
 
 CODE = "000.00.12.H19-260401-0001"
@@ -36,10 +36,7 @@ def log_in_and_read_the_queue(
     """The script run on the browser's thread; returns the queue row's text."""
 
     def run(browser: Browser) -> str:
-        context = browser.new_context(locale="vi-VN", viewport={"width": 1366, "height": 768})
-        page = context.new_page()
-        problems = watch(page)
-        try:
+        with watched_page(browser, screenshots) as page:
             page.goto(f"{base}/console/reports")  # no session: sent to the login page
             expect(page).to_have_url(f"{base}/console/login")
             page.get_by_label("Tên đăng nhập").fill("hoa")
@@ -54,12 +51,6 @@ def log_in_and_read_the_queue(
             text = row.inner_text()
             page.get_by_role("button", name="Đăng xuất").click()
             expect(page).to_have_url(f"{base}/console/login")
-        except (Error, AssertionError):
-            page.screenshot(path=screenshots / "failure.png", full_page=True)
-            raise
-        finally:
-            context.close()
-        assert not problems, problems
         return text
 
     return run

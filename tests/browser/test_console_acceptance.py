@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, Error, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from gateway.storage.db import create_engine
 from gateway.storage.staff import add_user
 from gateway.storage.tables import reports, violation_decisions, violations
-from tests.browser.conftest import BrowserThread, watch
+from tests.browser.conftest import BrowserThread, watched_page
 from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig, text_of
 from tests.helpers import ACTOR, event
 
@@ -49,19 +49,9 @@ def in_context(
     """Run ``script`` on a fresh laptop-sized page; fail on anything the page shows broken."""
 
     def run(browser: Browser) -> None:
-        context = browser.new_context(locale="vi-VN", viewport={"width": 1366, "height": 768})
-        context.set_default_timeout(WAIT_MS)
-        page = context.new_page()
-        problems = watch(page)
-        try:
+        with watched_page(browser, screenshots, timeout_ms=WAIT_MS) as page:
             page.goto(f"{base}/console/login")
             script(page)
-        except (Error, AssertionError):
-            page.screenshot(path=screenshots / "failure.png", full_page=True)
-            raise
-        finally:
-            context.close()
-        assert not problems, problems
 
     return run
 

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from gateway.http.app import create_app
 from gateway.settings import Settings
-from tests.browser.conftest import BrowserThread, watch
+from tests.browser.conftest import BrowserThread, watch, watched_page
 from tests.browser.screenshots import PASSWORD, Shot, fill, log_in, plan_for
 
 AXE = Path(__file__).parent / "vendor" / "axe-core-4.11.0" / "axe.min.js"
@@ -69,10 +69,7 @@ def by_keyboard(base: str) -> Callable[[Browser], str]:
     """Log in and take the first report with Tab, typing and Enter only."""
 
     def run(browser: Browser) -> str:
-        context = browser.new_context(locale="vi-VN", viewport={"width": 1366, "height": 768})
-        page = context.new_page()
-        problems = watch(page)
-        try:
+        with watched_page(browser) as page:
             page.goto(f"{base}/console/login")
             # The login form has the focus from the start (autofocus on the username).
             expect(page.locator(":focus")).to_have_attribute("name", "username")
@@ -97,9 +94,6 @@ def by_keyboard(base: str) -> Callable[[Browser], str]:
             take.focus()
             page.keyboard.press("Enter")
             expect(page.get_by_test_id("assignee")).to_have_text("Nguyễn Thị Hoa (bạn)")
-        finally:
-            context.close()
-        assert not problems, problems
         return number
 
     return run

@@ -19,12 +19,12 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.sync_api import Browser, Error, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from gateway.storage.tables import reports
 from providers.fakes.zalo import FakeZalo
 from providers.fakes.zalo import create_app as create_zalo_app
-from tests.browser.conftest import BrowserThread, watch
+from tests.browser.conftest import BrowserThread, watched_page
 from tests.chat.conftest import CODE, OWNER_PHONE, ChatRig
 
 # The worker answers within a second or two; the page polls the thread every second.
@@ -44,21 +44,14 @@ def on_page(
     """
 
     def run(browser: Browser) -> str:
-        context = browser.new_context(locale="vi-VN")
-        if remembered_user is not None:
-            context.add_init_script(f"localStorage.setItem('fake-zalo-user', {remembered_user!r});")
-        page = context.new_page()
-        problems = watch(page, locations=True)
-        try:
+        with watched_page(browser, screenshots, viewport=None, locations=True) as page:
+            if remembered_user is not None:
+                page.add_init_script(
+                    f"localStorage.setItem('fake-zalo-user', {remembered_user!r});"
+                )
             page.goto(url)
             result = script(page)
             expect(page.get_by_test_id("status")).not_to_contain_text("Lỗi")
-        except (Error, AssertionError):
-            page.screenshot(path=screenshots / "failure.png", full_page=True)
-            raise
-        finally:
-            context.close()
-        assert not problems, problems
         return result
 
     return run

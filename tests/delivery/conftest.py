@@ -34,6 +34,24 @@ SMS_ENV = {
 }
 
 
+async def burst(env: dict[str, str], limit: float = 60) -> tuple[str, str]:
+    """Run `tthc worker --burst` with ``env`` until the queues are empty; it must succeed.
+    What it wrote: (stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "worker",
+        "--burst",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    return stdout.decode(), stderr.decode()
+
+
 @dataclass
 class Rig:
     gateway: Gateway
@@ -43,18 +61,7 @@ class Rig:
 
     async def work(self, limit: float = 60) -> None:
         """Run `tthc worker --burst` until the queues are empty."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            "worker",
-            "--burst",
-            env=self.worker_env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, stderr = await asyncio.wait_for(process.communicate(), limit)
-        assert process.returncode == 0, stderr.decode()[-3000:]
+        await burst(self.worker_env, limit)
 
     async def run_job(self, name: str) -> int:
         """Run one job function of ``gateway.processes.jobs`` in a process of its own, as the cron

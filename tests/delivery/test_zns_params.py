@@ -7,9 +7,9 @@ exactly the template's own keys. A template that is not ENABLE is never cached."
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,10 +26,11 @@ from gateway.texts.zalo import ZNS_FACTS
 from providers.fakes.zalo import FakeTemplate, FakeZalo
 from providers.fakes.zalo import create_app as create_zalo_app
 from providers.zalo.client import ZaloClient
-from providers.zalo.tokens import TokenPair
 from providers.zalo.zns import ZnsTemplate, parse_template
-from tests.chat.conftest import OWNER_PHONE, running_chat_rig
+from tests.chat.conftest import OWNER_PHONE, ChatRig, running_chat_rig
+from tests.delivery.conftest import burst
 from tests.helpers import CODE, event
+from tests.providers.zalo.test_client import MemoryTokenStore
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 PROVINCE_TEMPLATE = "260001"
@@ -281,17 +282,6 @@ def test_a_date_is_given_in_the_gateways_time_zone() -> None:
 # --- template info is not cached while a template is not enabled --------------------------
 
 
-class MemoryTokenStore:
-    def __init__(self) -> None:
-        self.pair: TokenPair | None = None
-
-    async def load(self) -> TokenPair | None:
-        return self.pair
-
-    async def save(self, pair: TokenPair) -> None:
-        self.pair = pair
-
-
 @pytest.fixture
 async def zalo_client(redis_server: str) -> AsyncIterator[tuple[FakeZalo, ZaloClient]]:
     fake = FakeZalo()
@@ -370,11 +360,12 @@ async def test_the_fake_takes_numbers_and_dates_only_in_their_zalo_form(
 # --- acceptance: the province's own names, through the worker -----------------------------
 
 
-async def test_a_template_with_its_own_parameter_names_delivers_through_the_mapping(
-    sms_settings: Settings,
-) -> None:
-    fake = FakeZalo(receipt_delay=0.05)
-    fake.templates[PROVINCE_TEMPLATE] = province_template()
+@asynccontextmanager
+async def finished_with_province_template(
+    sms_settings: Settings, fake: FakeZalo
+) -> AsyncIterator[ChatRig]:
+    """The chat rig with the province's invitation template and mapping; the dossier
+    received and finished through the events API (nothing sent yet)."""
     async with running_chat_rig(
         sms_settings,
         fake,
@@ -384,6 +375,15 @@ async def test_a_template_with_its_own_parameter_names_delivers_through_the_mapp
         for body in (event("dossier.received"), event("dossier.finished")):
             status, answer, _ = await rig.gateway.post(body)
             assert status == 202, answer
+        yield rig
+
+
+async def test_a_template_with_its_own_parameter_names_delivers_through_the_mapping(
+    sms_settings: Settings,
+) -> None:
+    fake = FakeZalo(receipt_delay=0.05)
+    fake.templates[PROVINCE_TEMPLATE] = province_template()
+    async with finished_with_province_template(sms_settings, fake) as rig:
         await rig.work()
         invitation = await _settled(rig.gateway, "invitation")
 
@@ -404,17 +404,9 @@ async def test_when_zalo_is_down_at_start_up_each_send_checks_and_refuses_by_nam
     fake = FakeZalo(receipt_delay=0.05)
     fake.templates[PROVINCE_TEMPLATE] = province_template()
     fake.templates[PROVINCE_TEMPLATE].params[0]["name"] = "ho_ten"  # not what is mapped
-    async with running_chat_rig(
-        sms_settings,
-        fake,
-        ZNS_TEMPLATE_INVITATION=PROVINCE_TEMPLATE,
-        ZNS_PARAMS_INVITATION=PROVINCE_MAPPING,
-    ) as rig:
-        for body in (event("dossier.received"), event("dossier.finished")):
-            status, answer, _ = await rig.gateway.post(body)
-            assert status == 202, answer
+    async with finished_with_province_template(sms_settings, fake) as rig:
         fake.set_mode("http_500", count=1)  # the start-up check's call fails
-        stderr = await _work(rig.worker_env)
+        _, stderr = await burst(rig.worker_env)
         invitation = await _settled(rig.gateway, "invitation")
 
     assert "ZNS templates not checked at start-up" in stderr
@@ -423,23 +415,6 @@ async def test_when_zalo_is_down_at_start_up_each_send_checks_and_refuses_by_nam
         invitation["route"]
     )
     assert fake.messages_for(phone=OWNER_PHONE) == []
-
-
-async def _work(env: dict[str, str]) -> str:
-    """Run `tthc worker --burst` until the queues are empty; its stderr."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "worker",
-        "--burst",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, stderr.decode()[-3000:]
-    return stderr.decode()
 
 
 async def _settled(gateway: Any, kind: str) -> dict[str, Any]:

@@ -26,9 +26,16 @@ READERS: Final = HOTLINE | AUDITOR | ADMIN
 WRITERS: Final = HOTLINE | ADMIN
 AUDITORS: Final = AUDITOR | ADMIN
 
-# Open to anyone: the root page and the probes operators and load balancers call
-# (/readyz without the ops token says only "ok" or "unavailable").
-PUBLIC: Final = {("GET", "/"), ("GET", "/healthz"), ("GET", "/readyz")}
+# Open to anyone: the root page, the probes operators and load balancers call
+# (/readyz without the ops token says only "ok" or "unavailable"), and the API's
+# OpenAPI document and reference page.
+PUBLIC: Final = {
+    ("GET", "/"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/docs"),
+}
 # Operators' routes: Authorization: Bearer <OPS_TOKEN> (404 while OPS_TOKEN is unset).
 OPS: Final = {("GET", "/metrics")}
 # Signed by an event source (HMAC over the request, see the events contract).

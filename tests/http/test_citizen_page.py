@@ -135,6 +135,13 @@ async def token(gw: Gateway) -> str:
     return match.group(1)
 
 
+async def prove_by_code(gw: Gateway) -> None:
+    """The act level: a one-time code sent, read from the outbox, typed."""
+    await post(gw, "/tra-cuu", {"ma": CODE, "gui_ma": "1"})
+    (sent,) = [n for n in await rows(gw, notices) if n.kind == "otp"]
+    await post(gw, "/tra-cuu", {"ma": CODE, "ma_otp": sent.params["otp_code"]}, status=303)
+
+
 async def rows(gw: Gateway, table: sa.Table) -> list[Any]:
     async with gw.client.app[DATABASE].writer.connect() as conn:
         return list((await conn.execute(sa.select(table))).all())
@@ -378,9 +385,7 @@ async def test_a_report_from_the_page_has_source_web(
 ) -> None:
     gw = await start(citizen_settings(settings), aiohttp_client)
     await ingest(gw, "dossier.finished", "dossier.delivered")
-    text, _ = await post(gw, "/tra-cuu", {"ma": CODE, "gui_ma": "1"})
-    (sent,) = [n for n in await rows(gw, notices) if n.kind == "otp"]
-    await post(gw, "/tra-cuu", {"ma": CODE, "ma_otp": sent.params["otp_code"]}, status=303)
+    await prove_by_code(gw)
     text = await page(gw, f"/tra-cuu?ma={CODE}")
     assert "Ông/bà đã nhận được kết quả chưa?" not in text  # never asked: delivered
     text, _ = await post(gw, "/tra-cuu/ket-qua", {"ma": CODE, "tra_loi": "da_nhan"}, status=409)
@@ -388,6 +393,25 @@ async def test_a_report_from_the_page_has_source_web(
     (report,) = await rows(gw, reports)
     assert (report.source, report.proof, report.description) == ("web", "otp", "Cán bộ báo đã trả")
     assert report.number in text
+
+
+async def test_a_dossier_without_its_result_is_neither_reported_nor_rated(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    gw = await start(citizen_settings(settings), aiohttp_client)
+    await ingest(gw, "dossier.processing")
+    csrf = await token(gw)  # the act-level page of this dossier has no form to read it from
+    await prove_by_code(gw)
+    text = await page(gw, f"/tra-cuu?ma={CODE}")
+    assert PROCEDURE in text and "/tra-cuu/phan-anh" not in text and "/tra-cuu/danh-gia" not in text
+    for path, form in (
+        ("/tra-cuu/phan-anh", {"mo_ta": "x"}),
+        ("/tra-cuu/danh-gia", {"tien_do": "5", "chat_luong": "5"}),
+    ):
+        form = {"csrf_token": csrf, "ma": CODE, **form}
+        text, _ = await post(gw, path, form, csrf=False, status=409)
+        assert "Hồ sơ chưa có kết quả" in text, path
+    assert await rows(gw, reports) == [] and await rows(gw, ratings) == []
 
 
 async def test_a_rating_needs_both_scores(settings: Settings, aiohttp_client: Any) -> None:

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from gateway.local.redis_server import free_port
 from providers.fakes.zalo import FakeTemplate, FakeZalo
 from providers.fakes.zalo import create_app as create_zalo_app
+from tests.chat.conftest import zalo_env
 
 STRONG = "k" * 32
 
@@ -84,15 +85,7 @@ async def start_rig(
         "EVENT_SOURCES": f"onestop:{STRONG}",
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "text",
-        "ZALO_APP_ID": fake.app_id,
-        "ZALO_APP_SECRET": fake.app_secret,
-        "ZALO_OA_SECRET_KEY": fake.oa_secret_key,
-        "ZALO_REFRESH_TOKEN": next(iter(fake.refresh_tokens)),
-        "ZALO_OAUTH_BASE_URL": base,
-        "ZALO_OA_BASE_URL": base,
-        "ZALO_ZNS_BASE_URL": base,
-        "ZALO_TIMEOUT_SECONDS": "2",
-        "ZNS_TEMPLATE_INVITATION": "260001",
+        **zalo_env(fake, base, ZALO_TIMEOUT_SECONDS="2", ZNS_TEMPLATE_INVITATION="260001"),
     }
     try:
         yield StartRig(fake, env)

@@ -9,7 +9,6 @@ not at all once it has expired; and it is in no line the worker logs.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from gateway.trust.otp import CodeSent, OneTimeCodes
 from providers.fakes.zalo import FakeZalo
 from providers.fakes.zalo.state import FakeTemplate
 from tests.chat.conftest import OWNER_PHONE, ChatRig, running_chat_rig, subscribed
-from tests.delivery.conftest import Rig, running_rig
+from tests.delivery.conftest import Rig, burst, running_rig
 from tests.helpers import event
 
 OTP_TEMPLATE = "250009"
@@ -71,19 +70,8 @@ async def settled(settings: Settings, notice_id: str, states: set[str]) -> Any:
 
 async def work_logged(worker_env: dict[str, str], **env: str) -> str:
     """Run `tthc worker --burst` at LOG_LEVEL=DEBUG; what it logged."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "worker",
-        "--burst",
-        env={**worker_env, "LOG_LEVEL": "DEBUG", **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, stderr.decode()[-3000:]
-    return stdout.decode() + stderr.decode()
+    stdout, stderr = await burst({**worker_env, "LOG_LEVEL": "DEBUG", **env})
+    return stdout + stderr
 
 
 # -- SMS ----------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each form posts the dossier code ``ma`` (and the CSRF token); the session must hold a
 proof that may act for that code (``otp``, ``sms_link``; see :mod:`gateway.trust.proofs`),
-else a 403 page and nothing is recorded.
+else a 403 page and nothing is recorded (:func:`acting`, around each handler). A report
+or a rating also needs the dossier reported finished or delivered, else a 409 page.
 
 - ``POST /tra-cuu/ket-qua`` (``tra_loi`` = ``da_nhan`` | ``chua_nhan``) answers the result
   check the gateway asked (as the bot records it, with ``answer_channel`` ``web``);
@@ -20,6 +21,7 @@ first. Confirmation pages show the report number and the date an answer is due.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +30,7 @@ from aiohttp import web
 from gateway.domain.reports import DESCRIPTION_MAX, OPEN_STATUSES
 from gateway.errors import ValidationFailed
 from gateway.http.citizen.lookup import CitizenDossier, load_dossier, typed_code
-from gateway.http.citizen.visits import Visit, citizen_page
+from gateway.http.citizen.visits import PageHandler, Visit, citizen_page
 from gateway.http.keys import CALENDAR, QUEUE, TEXTS
 from gateway.storage import reports as report_store
 from gateway.storage.ratings import record_rating
@@ -40,28 +42,43 @@ _ANSWERS = {"da_nhan": True, "chua_nhan": False}
 _SCORES = ("1", "2", "3", "4", "5")
 
 
-async def _acting(visit: Visit) -> tuple[Any, CitizenDossier] | web.Response:
-    """The form and the dossier, or the page refusing the action."""
-    form = await visit.request.post()
-    code = typed_code(form.get("ma"))
-    # The proof first: a session holds proofs of existing dossiers only, so an unproven
-    # visitor learns nothing here about which codes exist (the lookup caps that).
-    if not visit.may_act(code):
-        visit.log("citizen action refused: no act-level proof", dossier=code)
-        return visit.problem("needs_proof", 403, code=code)
-    dossier = await load_dossier(visit.engine, code)
-    if dossier is None:
-        return visit.problem("not_found", 404)
-    return form, dossier
+Form = Mapping[str, Any]  # the posted fields
+ActHandler = Callable[[Visit, Form, CitizenDossier], Awaitable[web.StreamResponse]]
+
+
+def acting(*, closed: bool) -> Callable[[ActHandler], PageHandler]:
+    """A handler given the form and the dossier, called only when the visit may act for
+    the posted code and (``closed``) the dossier is finished or delivered; otherwise the
+    page refusing the action."""
+
+    def wrap(handler: ActHandler) -> PageHandler:
+        async def checked(visit: Visit) -> web.StreamResponse:
+            form = await visit.request.post()
+            code = typed_code(form.get("ma"))
+            # The proof first: a session holds proofs of existing dossiers only, so an
+            # unproven visitor learns nothing here about which codes exist (the lookup caps
+            # that).
+            if not visit.may_act(code):
+                visit.log("citizen action refused: no act-level proof", dossier=code)
+                return visit.problem("needs_proof", 403, code=code)
+            dossier = await load_dossier(visit.engine, code)
+            if dossier is None:
+                return visit.problem("not_found", 404)
+            if closed and not dossier.closed:
+                return visit.problem("not_closed", 409, code=dossier.code)
+            return await handler(visit, form, dossier)
+
+        return checked
+
+    return wrap
 
 
 @routes.post("/tra-cuu/ket-qua", name="citizen_result_check")
 @citizen_page
-async def answer_result_check(visit: Visit) -> web.StreamResponse:
-    acting = await _acting(visit)
-    if isinstance(acting, web.Response):
-        return acting
-    form, dossier = acting
+@acting(closed=False)
+async def answer_result_check(
+    visit: Visit, form: Form, dossier: CitizenDossier
+) -> web.StreamResponse:
     received = _ANSWERS.get(str(form.get("tra_loi", "")))
     if received is None:
         return visit.problem("invalid", 400, field="tra_loi", code=dossier.code)
@@ -88,13 +105,10 @@ async def answer_result_check(visit: Visit) -> web.StreamResponse:
 
 @routes.post("/tra-cuu/phan-anh", name="citizen_report")
 @citizen_page
-async def report_false_closure(visit: Visit) -> web.StreamResponse:
-    acting = await _acting(visit)
-    if isinstance(acting, web.Response):
-        return acting
-    form, dossier = acting
-    if not dossier.closed:
-        return visit.problem("not_closed", 409, code=dossier.code)
+@acting(closed=True)
+async def report_false_closure(
+    visit: Visit, form: Form, dossier: CitizenDossier
+) -> web.StreamResponse:
     text = " ".join(str(form.get("mo_ta", "")).split())
     if len(text) > DESCRIPTION_MAX:
         return visit.problem("invalid", 400, field="mo_ta", code=dossier.code)
@@ -173,13 +187,8 @@ async def _open_web_report(visit: Visit, code: str) -> tuple[str, Any] | None:
 
 @routes.post("/tra-cuu/danh-gia", name="citizen_rating")
 @citizen_page
-async def rate(visit: Visit) -> web.StreamResponse:
-    acting = await _acting(visit)
-    if isinstance(acting, web.Response):
-        return acting
-    form, dossier = acting
-    if not dossier.closed:
-        return visit.problem("not_closed", 409, code=dossier.code)
+@acting(closed=True)
+async def rate(visit: Visit, form: Form, dossier: CitizenDossier) -> web.StreamResponse:
     scores: dict[str, int] = {}
     for name in ("tien_do", "chat_luong"):
         value = form.get(name)

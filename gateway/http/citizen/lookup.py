@@ -38,8 +38,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.http.citizen.visits import Visit, citizen_page, see_other
 from gateway.http.keys import QUEUE
-from gateway.storage.tables import dossiers, notices, result_checks
-from gateway.trust.otp import OTP_KIND, OneTimeCodes, TooManyCodes
+from gateway.storage.tables import dossiers, result_checks
+from gateway.trust.news import dossier_notices
+from gateway.trust.otp import OneTimeCodes, TooManyCodes
 
 routes = web.RouteTableDef()
 
@@ -95,17 +96,7 @@ async def load_dossier(engine: AsyncEngine, code: str) -> CitizenDossier | None:
                 sa.select(result_checks.c.state).where(result_checks.c.dossier_code == code)
             )
         ).scalar()
-        sent = (
-            await conn.execute(
-                sa.select(notices.c.kind, notices.c.channel, notices.c.sent_at)
-                .where(
-                    notices.c.dossier_code == code,
-                    notices.c.sent_at.is_not(None),
-                    notices.c.kind != OTP_KIND,
-                )
-                .order_by(notices.c.sent_at)
-            )
-        ).all()
+        sent = await dossier_notices(conn, code, sent_only=True)
     return CitizenDossier(
         code=row.code,
         state=row.state,

@@ -6,34 +6,14 @@ The real application on a test server, real Redis, both databases; the code is s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.profiles import CHEAPEST
 
-from gateway.settings import Settings
-from gateway.storage import staff
 from gateway.storage.tables import notices
 from gateway.trust.otp import OneTimeCodes
-from tests.console_helpers import FRIDAY, Console, start_console
+from tests.console_helpers import FRIDAY, Console
 
 PHONE = "+84987654321"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    staff._dummy_hash.cache_clear()
-    monkeypatch.setattr(staff, "_HASHER", PasswordHasher.from_parameters(CHEAPEST))
-    yield
-    staff._dummy_hash.cache_clear()
-
-
-@pytest.fixture
-async def console(settings: Settings, aiohttp_client: Any) -> Console:
-    return await start_console(settings, aiohttp_client)
 
 
 async def failed_code(console: Console, *, text: bool) -> tuple[str, str]:
