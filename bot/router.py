@@ -41,11 +41,12 @@ qua" is one too, except where it answers the prompt (the description of a report
 rating comment). At the proof prompt a new dossier code is also an answer: the user
 corrects the code.
 
-A rating asks two scores from 1 to 5, one after the other (seed 002: "tiến độ, chất
-lượng tiếp nhận, giải quyết"): the progress (buttons ``#rate <code> <n>``, also those of
-a rating request; a typed answer to a rating request is the progress too), then the
-quality (``#rate_quality <code> <n>``), then an optional comment. Each is recorded as it
-comes, so a citizen who leaves halfway keeps what they gave.
+A rating asks two scores from 1 to 5, one after the other (the one-stop-shop rules:
+"tiến độ, chất lượng tiếp nhận, giải quyết"): the progress (buttons ``#rate <code>
+<n>``, also those of a rating request; a typed answer to a rating request is the
+progress too), then the quality (``#rate_quality <code> <n>``), then an optional
+comment. Each is recorded as it comes, so a citizen who leaves halfway keeps what they
+gave.
 
 While a conversation with hotline staff (a handoff) is open, every message goes to the
 staff. The first forwarded message gets a short acknowledgement saying how to get back to
@@ -103,8 +104,8 @@ READ_ONLY: Final = frozenset({"lookup"})
 PHONE_TAIL: Final = 2
 MIN_SCORE: Final = 1
 MAX_SCORE: Final = 5
-# A rating's two scores, asked in this order (seed 002: "tiến độ, chất lượng tiếp nhận,
-# giải quyết"); the comment comes after them.
+# A rating's two scores, asked in this order (the one-stop-shop
+# rules: "tiến độ, chất lượng tiếp nhận, giải quyết"); the comment comes after them.
 Aspect = Literal["progress", "quality"]
 COMMENT_MAX_CHARS: Final = 1000
 # Commands (typed as back words or tapped) that leave any step for the menu.

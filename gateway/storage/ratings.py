@@ -1,9 +1,10 @@
 """Citizens' ratings of a dossier's handling: two scores, from every channel.
 
-Citizens rate two things (seed letter 002): the handling's **progress** (tiến độ) and its
-**quality** (chất lượng tiếp nhận, giải quyết), each from 1 (rất không hài lòng) to 5
-(rất hài lòng), and may add a comment. A rating comes from the OA (``channel="oa"``), the
-citizen web page (``"web"``) or a ZNS rating template (``"zns"``).
+Citizens rate two things (the one-stop-shop rules, docs/one-stop-shop.md): the
+handling's **progress** (tiến độ) and its **quality** (chất lượng tiếp nhận, giải
+quyết), each from 1 (rất không hài lòng) to 5 (rất hài lòng), and may add a comment. A
+rating comes from the OA (``channel="oa"``), the citizen web page (``"web"``) or a ZNS
+rating template (``"zns"``).
 
 Rules:
 

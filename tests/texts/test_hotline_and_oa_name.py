@@ -268,8 +268,9 @@ def test_hotlines_as_provinces_write_them_are_accepted(tmp_path: Path, value: st
 
 # -- a pause is not "waiting for another agency" ----------------------------------------
 
-# Seed 001: a dossier must not be paused while another agency's opinion is awaited; the
-# citizen must never be told that this is why it stopped.
+# The province's rule (docs/one-stop-shop.md): a dossier must not be paused while
+# another agency's opinion is awaited; the citizen must never be told that this is why
+# it stopped.
 WAITING_FOR_ANOTHER_AGENCY = re.compile(
     r"(tạm dừng|dừng xử lý|ngừng|paused)[^\n]*(cơ quan khác|chờ ý kiến|cơ quan liên quan)",
     re.IGNORECASE,
