@@ -44,6 +44,9 @@ What is erased, counted back from ``now`` by ``RETENTION_DAYS`` (the *cutoff*):
   user's number belongs to no dossier, so no other pass would erase it); the channel and
   the delivery stay.
 
+* **"Notices moved to Zalo" notices** (kind ``channel_moved``, about a phone, not a
+  dossier) created before the cutoff: ``phone_e164`` and ``text`` become NULL.
+
 Kept untouched: everything else, in particular the dossiers' facts, the events' other
 fields, deliveries, ratings, handoffs, ``dossier_audit``, the violations ledger and
 ``staff_audit_log``.
@@ -79,6 +82,7 @@ from gateway.storage.tables import (
     zalo_users,
 )
 from gateway.trust.otp import CODE_PARAM, ERASED, OTP_KIND, erase_code
+from gateway.trust.subscriptions import CHANNEL_MOVED_KIND
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +133,7 @@ class RetentionResult:
     zalo_claims: int = 0
     one_time_codes: int = 0
     otp_notices: int = 0
+    moved_notices: int = 0
 
     def counts(self) -> dict[str, int]:
         """The counts by name, for a log line or a summary."""
@@ -189,6 +194,9 @@ async def run_retention(
         ),
         otp_notices=await _pages(
             engine, _otp_notices_page(now - CODES_KEPT), _erase_otp_page, dry_run, page_size
+        ),
+        moved_notices=await _pages(
+            engine, _moved_notices_page(cutoff), _erase_moved_page, dry_run, page_size
         ),
     )
     log.info("retention run", extra={"dry_run": dry_run, "days": days, **result.counts()})
@@ -326,6 +334,26 @@ async def _null(
         table.update().where(holding).values({c.name: sa.null() for c in columns})
     )
     return int(result.rowcount)
+
+
+def _moved_notices_page(cutoff: datetime) -> _Page:
+    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
+        return await _keys(
+            conn,
+            sa.select(notices.c.id)
+            .where(notices.c.kind == CHANNEL_MOVED_KIND, notices.c.created_at < cutoff)
+            .where(sa.or_(notices.c.phone_e164.is_not(None), notices.c.text.is_not(None)))
+            .where(_after(notices.c.id, after))
+            .order_by(notices.c.id)
+            .limit(limit),
+        )
+
+    return page
+
+
+async def _erase_moved_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
+    columns = (notices.c.phone_e164, notices.c.text)
+    return await _null(conn, notices, notices.c.id.in_(ids), columns, dry_run)
 
 
 # --- chat messages, reports, Zalo users -------------------------------------------------

@@ -119,6 +119,7 @@ async def seed(gateway: Gateway, engine: AsyncEngine) -> None:
             )
         )
         await conn.execute(notices.insert(), [otp_notice(*n) for n in OTP_NOTICES])
+        await conn.execute(notices.insert(), [moved_notice(*n) for n in MOVED_NOTICES])
         await conn.execute(one_time_codes.insert(), [otp_code(*c) for c in OTP_CODES])
 
 
@@ -146,6 +147,8 @@ OTP_NOTICES = [
     ("otp-used", "", DAY_AGO, "erased"),  # checked "ok": code erased, the phone now
     ("otp-new", "", HOURS_AGO, "975310"),  # kept
 ]
+# (notice id, created at): "notices moved to Zalo" lose phone and text after RETENTION_DAYS.
+MOVED_NOTICES = [("moved-old", OLD), ("moved-recent", RECENT)]
 # (id, created at): deleted after a day.
 OTP_CODES = [(1, DAY_AGO), (2, HOURS_AGO), (3, OLD)]
 
@@ -190,6 +193,15 @@ def otp_notice(ident: str, dossier: str, at: datetime, otp: str) -> dict[str, An
         "kind": "otp", "dedupe_key": ident, "phone_e164": PHONE_4, "state": "sent",
         "params": {"otp_code": otp, "minutes": 5}, "text": text, "attempts": 1,
         "created_at": at, "updated_at": at,
+    }  # fmt: skip
+
+
+def moved_notice(ident: str, at: datetime) -> dict[str, Any]:
+    return {
+        "id": ident, "dossier_code": "", "source_id": "gateway", "event_id": ident,
+        "kind": "channel_moved", "dedupe_key": ident, "phone_e164": PHONE_4, "state": "sent",
+        "params": {}, "text": "Tu nay thong bao ho so cua so dien thoai nay se gui qua Zalo",
+        "attempts": 1, "created_at": at, "updated_at": at,
     }  # fmt: skip
 
 
@@ -241,6 +253,7 @@ def expected_after(before: dict[str, dict[Any, dict[str, Any]]]) -> dict[str, An
         row = after["notices"][(ident,)]
         row |= {"params": row["params"] | {"otp_code": "erased"}, "text": None}
         row["phone_e164"] = None  # the number a code went to goes with the code
+    after["notices"][("moved-old",)] |= {"phone_e164": None, "text": None}
     for ident in (1, 3):
         del after["one_time_codes"][(ident,)]
     return after
@@ -276,7 +289,7 @@ async def test_retention_erases_what_it_should_and_nothing_else(
         expected = RetentionResult(
             dossiers=4, events=7, notices=notices_erased, result_checks=1,
             chat_messages=2, reports=1, zalo_users=1, zalo_claims=2, one_time_codes=2,
-            otp_notices=3,
+            otp_notices=3, moved_notices=1,
         )  # fmt: skip
         # A dry run counts the same and writes nothing.
         assert await run_retention(engine, NOW, DAYS, dry_run=True, page_size=2) == expected
@@ -338,7 +351,7 @@ async def test_the_command_and_the_cron_job(gateway: Gateway, settings: Settings
         erased = sum(
             r["dossier_code"] in ERASED for r in (await snapshot(engine))["notices"].values()
         )
-    assert int(done.strip().splitlines()[-1]) == 4 + 7 + erased + 1 + 2 + 1 + 1 + 2 + 2 + 3
+    assert int(done.strip().splitlines()[-1]) == 4 + 7 + erased + 1 + 2 + 1 + 1 + 2 + 2 + 3 + 1
     assert '"dossiers": 4' in logs and "retention run" in logs
     # No seeded number, in any layout (a timestamp's milliseconds may read "912").
     assert not re.search(r"912\D?345\D?678|987\D?654\D?321|933\D?111\D?222", logs), logs
