@@ -232,6 +232,16 @@ async def _keys(conn: AsyncConnection, query: sa.Select[Any]) -> list[Any]:
     return list((await conn.execute(query)).scalars())
 
 
+def _keyed_page(key: sa.Column[Any], *where: sa.ColumnElement[bool]) -> _Page:
+    """The rows matching ``where``, by ``key``, a page at a time after the last key seen."""
+
+    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
+        query = sa.select(key).where(*where, _after(key, after)).order_by(key).limit(limit)
+        return await _keys(conn, query)
+
+    return page
+
+
 # --- closed dossiers ------------------------------------------------------------------
 
 
@@ -337,18 +347,12 @@ async def _null(
 
 
 def _moved_notices_page(cutoff: datetime) -> _Page:
-    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
-        return await _keys(
-            conn,
-            sa.select(notices.c.id)
-            .where(notices.c.kind == CHANNEL_MOVED_KIND, notices.c.created_at < cutoff)
-            .where(sa.or_(notices.c.phone_e164.is_not(None), notices.c.text.is_not(None)))
-            .where(_after(notices.c.id, after))
-            .order_by(notices.c.id)
-            .limit(limit),
-        )
-
-    return page
+    return _keyed_page(
+        notices.c.id,
+        notices.c.kind == CHANNEL_MOVED_KIND,
+        notices.c.created_at < cutoff,
+        sa.or_(notices.c.phone_e164.is_not(None), notices.c.text.is_not(None)),
+    )
 
 
 async def _erase_moved_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
@@ -360,17 +364,11 @@ async def _erase_moved_page(conn: AsyncConnection, ids: list[Any], dry_run: bool
 
 
 def _chat_page(cutoff: datetime) -> _Page:
-    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
-        return await _keys(
-            conn,
-            sa.select(chat_messages.c.id)
-            .where(chat_messages.c.created_at < cutoff, _after(chat_messages.c.id, after))
-            .where(sa.or_(chat_messages.c.text.is_not(None), chat_messages.c.payload.is_not(None)))
-            .order_by(chat_messages.c.id)
-            .limit(limit),
-        )
-
-    return page
+    return _keyed_page(
+        chat_messages.c.id,
+        chat_messages.c.created_at < cutoff,
+        sa.or_(chat_messages.c.text.is_not(None), chat_messages.c.payload.is_not(None)),
+    )
 
 
 async def _erase_chat_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
@@ -380,17 +378,12 @@ async def _erase_chat_page(conn: AsyncConnection, ids: list[Any], dry_run: bool)
 
 
 def _reports_page(cutoff: datetime) -> _Page:
-    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
-        return await _keys(
-            conn,
-            sa.select(reports.c.id)
-            .where(reports.c.status.in_(CLOSED_REPORTS), reports.c.updated_at < cutoff)
-            .where(reports.c.phone_e164.is_not(None), _after(reports.c.id, after))
-            .order_by(reports.c.id)
-            .limit(limit),
-        )
-
-    return page
+    return _keyed_page(
+        reports.c.id,
+        reports.c.status.in_(CLOSED_REPORTS),
+        reports.c.updated_at < cutoff,
+        reports.c.phone_e164.is_not(None),
+    )
 
 
 async def _erase_reports_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
@@ -404,19 +397,17 @@ def _users_page(cutoff: datetime) -> _Page:
         .where(dossiers.c.phone_e164 == zalo_users.c.phone_e164)
         .where(sa.not_(_closed_before(cutoff)))
     )
-    last_seen = sa.func.coalesce(zalo_users.c.last_interaction_at, zalo_users.c.updated_at)
+    return _keyed_page(
+        zalo_users.c.user_id,
+        zalo_users.c.phone_e164.is_not(None),
+        _last_seen() < cutoff,
+        ~kept.exists(),
+    )
 
-    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
-        return await _keys(
-            conn,
-            sa.select(zalo_users.c.user_id)
-            .where(zalo_users.c.phone_e164.is_not(None), last_seen < cutoff)
-            .where(~kept.exists(), _after(zalo_users.c.user_id, after))
-            .order_by(zalo_users.c.user_id)
-            .limit(limit),
-        )
 
-    return page
+def _last_seen() -> sa.ColumnElement[Any]:
+    """A Zalo user's last interaction, else the last change to their row."""
+    return sa.func.coalesce(zalo_users.c.last_interaction_at, zalo_users.c.updated_at)
 
 
 async def _erase_users_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
@@ -425,19 +416,11 @@ async def _erase_users_page(conn: AsyncConnection, ids: list[Any], dry_run: bool
 
 
 def _claims_page(cutoff: datetime) -> _Page:
-    last_seen = sa.func.coalesce(zalo_users.c.last_interaction_at, zalo_users.c.updated_at)
-
-    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
-        return await _keys(
-            conn,
-            sa.select(zalo_users.c.user_id)
-            .where(zalo_users.c.claimed_phone_e164.is_not(None), last_seen < cutoff)
-            .where(_after(zalo_users.c.user_id, after))
-            .order_by(zalo_users.c.user_id)
-            .limit(limit),
-        )
-
-    return page
+    return _keyed_page(
+        zalo_users.c.user_id,
+        zalo_users.c.claimed_phone_e164.is_not(None),
+        _last_seen() < cutoff,
+    )
 
 
 async def _erase_claims_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
@@ -449,16 +432,7 @@ async def _erase_claims_page(conn: AsyncConnection, ids: list[Any], dry_run: boo
 
 
 def _codes_page(cutoff: datetime) -> _Page:
-    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
-        return await _keys(
-            conn,
-            sa.select(one_time_codes.c.id)
-            .where(one_time_codes.c.created_at < cutoff, _after(one_time_codes.c.id, after))
-            .order_by(one_time_codes.c.id)
-            .limit(limit),
-        )
-
-    return page
+    return _keyed_page(one_time_codes.c.id, one_time_codes.c.created_at < cutoff)
 
 
 async def _delete_codes_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
@@ -468,24 +442,16 @@ async def _delete_codes_page(conn: AsyncConnection, ids: list[Any], dry_run: boo
 
 
 def _otp_notices_page(cutoff: datetime) -> _Page:
-    async def page(conn: AsyncConnection, after: Any, limit: int) -> list[Any]:
-        return await _keys(
-            conn,
-            sa.select(notices.c.id)
-            .where(notices.c.kind == OTP_KIND, notices.c.created_at < cutoff)
-            .where(
-                sa.or_(
-                    notices.c.text.is_not(None),
-                    notices.c.phone_e164.is_not(None),
-                    notices.c.params[CODE_PARAM].as_string() != ERASED,
-                ),
-                _after(notices.c.id, after),
-            )
-            .order_by(notices.c.id)
-            .limit(limit),
-        )
-
-    return page
+    return _keyed_page(
+        notices.c.id,
+        notices.c.kind == OTP_KIND,
+        notices.c.created_at < cutoff,
+        sa.or_(
+            notices.c.text.is_not(None),
+            notices.c.phone_e164.is_not(None),
+            notices.c.params[CODE_PARAM].as_string() != ERASED,
+        ),
+    )
 
 
 async def _erase_otp_page(conn: AsyncConnection, ids: list[Any], dry_run: bool) -> int:
