@@ -62,6 +62,20 @@ async def test_login_page_is_a_vietnamese_form_with_a_csrf_token(console: Consol
     assert css.status == 200 and css.content_type == "text/css"
 
 
+async def test_static_files_carry_an_etag_and_nothing_outside_their_folder(
+    console: Console,
+) -> None:
+    icon = await console.client.get("/console/static/favicon.svg")
+    assert icon.status == 200 and icon.content_type == "image/svg+xml"
+    assert (await icon.read()).startswith(b"<svg")
+    etag = icon.headers["ETag"]
+    again = await console.client.get("/console/static/favicon.svg", headers={"If-None-Match": etag})
+    assert again.status == 304 and not await again.read()
+    for name in ("missing.css", "..%2F..%2Fgateway%2Fsettings.py", "base.html.j2"):
+        response = await console.client.get(f"/console/static/{name}")
+        assert response.status == 404, name
+
+
 async def test_login_lands_on_the_queue_under_a_new_session_id(console: Console) -> None:
     await citizen_report(console)
     await console.csrf()

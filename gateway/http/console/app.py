@@ -7,7 +7,9 @@ console error, so staff get Vietnamese pages, not JSON.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from pathlib import Path
 from typing import Final
 
 import aiohttp_jinja2
@@ -126,5 +128,35 @@ def create_console(settings: Settings) -> web.Application:
     app.add_routes(auth.routes)
     for module in _PAGES:
         app.add_routes(module.routes)
-    app.router.add_static("/static/", settings.templates_dir / "console" / "static", name="static")
+    static = _static_files(settings.templates_dir / "console" / "static")
+    app.router.add_get("/static/{name}", static, name="static")
     return app
+
+
+_TYPES: Final = {".css": "text/css", ".svg": "image/svg+xml"}
+
+
+def _static_files(folder: Path) -> Handler:
+    """Serve the console's few small static files from memory.
+
+    Read once at start-up: no file is held open while a browser that has already left
+    receives it, and a name outside the folder cannot be asked for.
+    """
+    files: dict[str, tuple[bytes, str, str]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix in _TYPES:
+            body = path.read_bytes()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            files[path.name] = (body, _TYPES[path.suffix], etag)
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        found = files.get(request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        body, content_type, etag = found
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=body, content_type=content_type, headers=headers)
+
+    return static
