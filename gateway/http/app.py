@@ -16,6 +16,7 @@ from gateway.errors import ConfigError
 from gateway.http import api, audit, openapi, ops, staff, webhooks, zalo
 from gateway.http.citizen import setup_citizen
 from gateway.http.console.app import create_console
+from gateway.http.encoding import content_encoding_middleware
 from gateway.http.keys import (
     CALENDAR,
     CLOCK,
@@ -91,8 +92,11 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
     """Build the gateway's HTTP application; resources open in ``cleanup_ctx``."""
     app = web.Application(
-        middlewares=[problem_middleware, ops.timing_middleware],
+        middlewares=[problem_middleware, content_encoding_middleware, ops.timing_middleware],
         client_max_size=settings.max_body_bytes,
+        # Content-Encoding is decoded by content_encoding_middleware, not by the HTTP
+        # parser, whose failures cannot be answered as problems (gateway.http.encoding).
+        handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock

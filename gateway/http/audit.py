@@ -186,7 +186,8 @@ def parse_decision(body: Any) -> Decision:
     if decision not in DECISIONS:
         errors.append(FieldError("decision", f"is required: one of {', '.join(DECISIONS)}"))
     sanction = body.get("sanction")
-    if sanction is not None and sanction not in SANCTIONS:
+    # Tested for a string first: a list or an object is unhashable for the set.
+    if sanction is not None and (not isinstance(sanction, str) or sanction not in SANCTIONS):
         errors.append(FieldError("sanction", f"must be one of {', '.join(sorted(SANCTIONS))}"))
     elif decision == "applied" and sanction is None:
         errors.append(FieldError("sanction", "is required when the decision is applied"))

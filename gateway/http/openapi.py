@@ -42,7 +42,7 @@ from gateway.http.signing import (
 )
 from gateway.settings import DEFAULT_TEMPLATES_DIR, Settings
 from gateway.storage.audit_reads import CONSULTATION_STATES
-from gateway.storage.statistics import MAX_MONTHS
+from gateway.storage.statistics import MAX_MONTHS, MONTH_PATTERN
 
 routes = web.RouteTableDef()
 
@@ -135,10 +135,21 @@ _SIGNED_401: Final = _problem(
 )
 _STAFF_401: Final = _problem("No bearer token, an unknown one, or a disabled user's")
 _STAFF_403: Final = _problem("The token's role may not do this")
+# A body in a Content-Encoding other than gzip or deflate (or several) is 415; one that is
+# not valid data of its encoding is 400; decoded, it is held to MAX_BODY_BYTES (413).
+_ENCODING_ERRORS: Final = {
+    "400": _problem("The body is not valid data of its Content-Encoding"),
+    "413": _problem("The body (decoded) is larger than MAX_BODY_BYTES"),
+    "415": _problem("A Content-Encoding other than gzip or deflate"),
+}
 _BODY_ERRORS: Final = {
-    "400": _problem("The body is not valid JSON (or not UTF-8)"),
-    "413": _problem("The body is larger than MAX_BODY_BYTES"),
-    "415": _problem("The body is not application/json"),
+    "400": _problem(
+        "The body is not valid JSON (or not UTF-8), or not valid data of its Content-Encoding"
+    ),
+    "413": _problem("The body (decoded) is larger than MAX_BODY_BYTES"),
+    "415": _problem(
+        "The body is not application/json, or its Content-Encoding is not gzip or deflate"
+    ),
 }
 
 
@@ -156,10 +167,12 @@ def _staff_errors(*extra: str) -> dict[str, Any]:
 
 
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    # Every query parser of the gateway reads an empty value as the parameter left out.
     return {
         "name": name,
         "in": "query",
         "required": False,
+        "allowEmptyValue": True,
         "description": description,
         "schema": schema,
     }
@@ -186,31 +199,36 @@ _AFTER: Final = _query(
     "The cursor: pass the previous page's next",
     {"type": "integer", "minimum": 1, "maximum": workflow.ID_MAX},
 )
+# A local date or an RFC 3339 date-time with its offset (what the query parsers accept).
+_DAY_OR_MOMENT: Final = {
+    "type": "string",
+    "anyOf": [{"format": "date"}, {"format": "date-time"}],
+    "examples": ["2026-03-01", "2026-03-01T00:00:00+07:00"],
+}
 _SINCE: Final = _query(
-    "since",
-    "A local date (from its midnight) or a date-time with its offset",
-    {"type": "string", "examples": ["2026-03-01", "2026-03-01T00:00:00+07:00"]},
+    "since", "A local date (from its midnight) or a date-time with its offset", _DAY_OR_MOMENT
 )
 _FORMAT: Final = _query(
     "format",
     "json (default), or csv (UTF-8 with BOM) / xlsx as an attachment of every matching row",
     {"type": "string", "enum": list(audit.FORMATS)},
 )
+_MONTH: Final = {"type": "string", "pattern": f"^{MONTH_PATTERN}$"}
 _MONTH_PARAMS: Final = [
     _query(
         "month",
         "One month (YYYY-MM); or give from and to",
-        {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+        _MONTH,
     ),
     _query(
         "from",
         "First month of a range (YYYY-MM)",
-        {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+        _MONTH,
     ),
     _query(
         "to",
         f"Last month of a range (YYYY-MM), at most {MAX_MONTHS} months",
-        {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+        _MONTH,
     ),
 ]
 _DOWNLOAD: Final = {
@@ -305,13 +323,18 @@ def _event_schemas() -> dict[str, Any]:
             ),
         }
     )
+    # Optional text is read as absent when blank, as the parser does.
+    blank = {"type": "string", "pattern": r"^\s*$"}
     dossier_props = {
         "code": _DOSSIER_CODE,
         "procedure": _nullable(_ref("Party")),
         "agency": _nullable(_ref("Party")),
         "applicant": _nullable(applicant),
-        "received_at": _nullable(_MOMENT),
-        "due_at": _nullable(_MOMENT | {"description": "Later than received_at"}),
+        "received_at": {"anyOf": [_MOMENT, {"type": "null"}, blank]},
+        "due_at": {
+            "anyOf": [_MOMENT, {"type": "null"}, blank],
+            "description": "Later than received_at",
+        },
     }
     schemas["DossierRef"] = _obj(dossier_props, ("code",))
     schemas["DossierReceived"] = _obj(
@@ -537,6 +560,14 @@ def _staff_schemas() -> dict[str, Any]:
                 "reply": _text(workflow.REPLY_MAX, description="Replaces the templated text"),
             },
             ("to",),
+            # Closing needs a note: the citizen reads it.
+            **{
+                "if": {
+                    "properties": {"to": {"enum": sorted(workflow.NOTE_REQUIRED)}},
+                    "required": ["to"],
+                },
+                "then": {"required": ["note"]},
+            },
         ),
         "Handoff": handoff,
         "HandoffList": _obj(
@@ -605,6 +636,17 @@ def _audit_schemas() -> dict[str, Any]:
                 },
             },
             ("decision",),
+            oneOf=[
+                {"properties": {"decision": {"const": "applied"}}, "required": ["sanction"]},
+                {
+                    "properties": {
+                        "decision": {"const": "dismissed"},
+                        "note": _text(audit.NOTE_MAX),
+                    },
+                    "required": ["note"],
+                    "not": {"required": ["sanction"]},
+                },
+            ],
         ),
         "Statistics": _obj(
             {
@@ -992,9 +1034,7 @@ def _audit_paths() -> dict[str, Any]:
                     {"type": "string", "enum": list(audit.VIOLATION_STATUSES)},
                 ),
                 _SINCE,
-                _query(
-                    "until", "A local date (that day included) or a date-time", {"type": "string"}
-                ),
+                _query("until", "A local date (that day included) or a date-time", _DAY_OR_MOMENT),
                 _query(
                     "limit",
                     f"Page size (default {audit.LIMIT_DEFAULT})",
@@ -1148,6 +1188,7 @@ def _other_paths() -> dict[str, Any]:
                     "401": _problem("Not the receipt secret"),
                     "404": _problem("No such SMS provider is configured"),
                     "503": _UNAVAILABLE,
+                    **(_ENCODING_ERRORS if method == "post" else {}),
                 },
                 security=_OPEN,
                 description="The vendor calls the address it was given; the path secret "
@@ -1179,13 +1220,24 @@ def _other_paths() -> dict[str, Any]:
                     ),
                     "401": _problem("Bad X-ZEvent-Signature, another app, or a stale event"),
                     "404": _problem("Zalo is not configured on this gateway"),
-                    "400": _problem("The body is not a JSON object Zalo would send"),
-                    "413": _problem("The body is larger than MAX_BODY_BYTES"),
+                    **_ENCODING_ERRORS,
+                    "400": _problem(
+                        "The body is not a JSON object Zalo would send, or not valid data "
+                        "of its Content-Encoding"
+                    ),
                     "503": _UNAVAILABLE,
                 },
                 security=[{"zaloSignature": []}],
                 description="Zalo's webhook, signed by Zalo with the OA secret key.",
-                body={"type": "object", "description": "Zalo's event payload"},
+                body=_obj(
+                    {
+                        "app_id": _text(64),
+                        "event_name": _text(64),
+                        "timestamp": {"type": "string", "pattern": "^[0-9]{1,15}$"},
+                    },
+                    ("app_id", "event_name", "timestamp"),
+                    description="Zalo's event payload; the other fields are Zalo's own",
+                ),
             )
         },
     }

@@ -100,7 +100,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(
             PayloadTooLarge(exc.text or "the body is too large"), _instance(request)
         )
-    except web.RequestPayloadError as exc:  # e.g. "Content-Encoding: gzip" on a plain body
+    except web.RequestPayloadError as exc:  # e.g. a chunked body whose framing is wrong
         detail = "the body could not be read as sent (is its Content-Encoding right?)"
         log.info("unreadable body", extra={"path": _instance(request), "error": str(exc)})
         return problem_response(MalformedInput(detail), _instance(request))
@@ -108,13 +108,33 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return _http_problem(exc, _instance(request))
+    except ConnectionResetError:
+        if not _client_gone(request):
+            return _unhandled(request)
+        # The client hung up mid-request (often mid-body): nothing went wrong here and
+        # nobody is left to answer; aiohttp drops the answer below without a word.
+        log.info("client closed the connection", extra={"path": _instance(request)})
+        return problem_response(
+            MalformedInput("the connection was closed before the request was read"),
+            _instance(request),
+        )
     except Exception:
-        log.exception("unhandled error", extra={"path": _instance(request)})
-        body = {
-            "type": "urn:tthc:problem:internal",
-            "title": "Internal error",
-            "status": 500,
-            "detail": "an unexpected error happened; it was logged",
-            "instance": _instance(request),
-        }
-        return web.json_response(body, status=500, content_type=PROBLEM_TYPE)
+        return _unhandled(request)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _unhandled(request: web.Request) -> web.Response:
+    """A 500 problem; the exception being handled is logged with its traceback."""
+    log.exception("unhandled error", extra={"path": _instance(request)})
+    body = {
+        "type": "urn:tthc:problem:internal",
+        "title": "Internal error",
+        "status": 500,
+        "detail": "an unexpected error happened; it was logged",
+        "instance": _instance(request),
+    }
+    return web.json_response(body, status=500, content_type=PROBLEM_TYPE)

@@ -57,6 +57,7 @@ from gateway.storage.tables import (
 
 __all__ = [
     "MAX_MONTHS",
+    "MONTH_PATTERN",
     "MonthRange",
     "agency_names",
     "agency_statistics",
@@ -67,7 +68,11 @@ __all__ = [
 
 # A six-monthly report is the usual longest; two years leaves room for comparisons.
 MAX_MONTHS = 24
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_MONTH_FORM = "must be a month as YYYY-MM, from 1900-01 to 2999-12"
+# ASCII digits, and years whose months all exist in every time zone (year 0 does not,
+# and the last month of 9999 has no end): found as a 500 by fuzzing the API.
+MONTH_PATTERN = "(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])"
+_MONTH = re.compile(MONTH_PATTERN)
 # Bound parameters per IN list: far below SQLite's and asyncpg's limits.
 _CHUNK = 500
 _CONSULTATION_RULES = ("late_consultation_answer", "consultation_unanswered")
@@ -90,7 +95,7 @@ class MonthRange:
             if from_ is not None or to is not None:
                 errors.append(FieldError("month", "give either month or from and to, not both"))
             elif not _MONTH.fullmatch(month):
-                errors.append(FieldError("month", "must be a month as YYYY-MM"))
+                errors.append(FieldError("month", _MONTH_FORM))
             else:
                 return cls(month, month)
             raise ValidationFailed(errors)
@@ -102,7 +107,7 @@ class MonthRange:
             if value is None:
                 errors.append(FieldError(name, "is required with from/to"))
             elif not _MONTH.fullmatch(value):
-                errors.append(FieldError(name, "must be a month as YYYY-MM"))
+                errors.append(FieldError(name, _MONTH_FORM))
         if errors:
             raise ValidationFailed(errors)
         assert from_ is not None and to is not None

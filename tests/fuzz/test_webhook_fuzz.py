@@ -390,23 +390,14 @@ _HEADER_NAMES = st.sampled_from(
 )
 _HEADER_VALUES = st.one_of(
     st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")),
-    # Not "deflate": a truncated deflate body makes aiohttp wait for the rest forever
-    # (no answer at all; see the report of this folder). gzip is in the examples below.
-    st.sampled_from(["identity", "compress", "mac=" + "a" * 64, "mac=" + "A" * 63]),
+    st.sampled_from(
+        [
+            *("identity", "deflate", "gzip", "br", "zstd", "compress", "gzip, deflate"),
+            *("mac=" + "a" * 64, "mac=" + "A" * 63),
+        ]
+    ),
     st.sampled_from(["application/json; charset=latin-1", "text/plain", "multipart/form-data"]),
 )
-
-
-def _refused_by_the_http_parser(headers: dict[str, str], status: int, content_type: str) -> bool:
-    """aiohttp's HTTP parser answers a body in an encoding it cannot decode (``br``,
-    ``zstd`` without their libraries) with a plain-text 400 before any handler or
-    middleware runs: a 4xx, but not ours to shape."""
-    encoding = headers.get("Content-Encoding", "").strip().lower()
-    return (
-        status == 400
-        and content_type.startswith("text/plain")
-        and encoding not in ("", "gzip", "deflate", "identity")
-    )
 
 
 @settings(_FUZZ, max_examples=150)
@@ -423,12 +414,11 @@ def _refused_by_the_http_parser(headers: dict[str, str], status: int, content_ty
 @example(body=b"\x1f\x8b\x08\x00garbage", headers={"Content-Encoding": "gzip"})
 @example(body=b"{}", headers={"Content-Encoding": "br", "X-ZEvent-Signature": "mac=" + "a" * 64})
 @example(body=b"{}", headers={"Content-Encoding": "GZIP"})
+@example(body=b"x\x9c\xabV", headers={"Content-Encoding": "deflate"})
 @example(body=b"x" * (MAX_BODY + 1), headers={"Content-Encoding": "gzip"})
 def test_unsigned_requests_are_refused_without_a_5xx(
     zalo_gateway: _ThreadedGateway, body: bytes, headers: dict[str, str]
 ) -> None:
     status, content_type, answer = zalo_gateway.post(body, headers)
-    if _refused_by_the_http_parser(headers, status, content_type):
-        return
     _assert_answered(status, content_type, answer)
     assert status != 200  # nothing unsigned gets through
