@@ -2,10 +2,11 @@
 
 Every figure is measured in the same run as its baseline:
 
-* a bare aiohttp JSON handler (requests/s with wrk, 64 connections) is the HTTP ceiling;
-* signed single-event ingest through `tthc serve` (SQLite, then PostgreSQL) is reported
-  in events/s, p50/p99 latency and as a ratio of that ceiling;
-* batch ingest (500 events a request) in events/s;
+* ingest (``bench/ingest.py``): signed single events through `tthc serve` on SQLite and
+  PostgreSQL (1 and 2 HTTP processes), at saturation and paced at 300/s, in interleaved
+  rounds next to a bare aiohttp handler that reads and parses the same JSON bodies
+  under the same wrk load; the rate over consecutive windows on one growing database;
+  batch ingest (500 events a request) in events/s;
 * phone normalisation per number vs a bare ``phonenumbers.parse`` + ``is_valid_number``,
   and the ``tthc phones`` command end to end over a file;
 * ``tthc audit rebuild`` (dossiers/s, peak RSS) and the monthly agency statistics over
@@ -23,192 +24,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
-import aiohttp
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import phonenumbers
 
-from bench import audit, chat, delivery
-from bench.common import wait_http
+from bench import audit, chat, delivery, ingest
 from gateway.domain.phones import normalize_phone
-from gateway.http.signing import signed_headers_v2
-from gateway.local.redis_server import PrivateRedis, free_port, reachable
-from gateway.local.simulator import OneStopShop
+from gateway.local.redis_server import PrivateRedis, reachable
 
 HERE = Path(__file__).resolve().parent
-SOURCE, SECRET = "bench", "bench-secret-0123456789abcdef01234567"
-CONNECTIONS = 64
-
-
-@dataclass
-class WrkResult:
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-    non_2xx: int
-
-
-def _ms(value: str) -> float:
-    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
-def wrk(
-    url: str, seconds: int, script: Path | None = None, env: dict[str, str] | None = None
-) -> WrkResult:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
-    if script is not None:
-        command += ["-s", str(script)]
-    out = subprocess.run(
-        [*command, url],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **(env or {})},
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return WrkResult(rps, p50, p99, int(bad.group(1)) if bad else 0)
-
-
-@contextmanager
-def serving(args: list[str], env: dict[str, str], health: str) -> Iterator[None]:
-    process = subprocess.Popen(
-        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_http(health, process)
-        yield
-    finally:
-        process.terminate()
-        process.wait(15)
-
-
-def bare_handler(seconds: int) -> WrkResult:
-    port = free_port()
-    with serving(
-        [sys.executable, str(HERE / "bare_server.py"), str(port)], {}, f"http://127.0.0.1:{port}/"
-    ):
-        return wrk(f"http://127.0.0.1:{port}/", seconds)
-
-
-def _events(count: int) -> list[dict[str, Any]]:
-    """Simulated dossier stories, interleaved so each dossier's events stay in order."""
-    shop = OneStopShop(seed=11, first_sequence=0)
-    stories: list[list[dict[str, Any]]] = []
-    total = 0
-    while total < count:
-        dossier = shop.dossier()
-        story = [p.body for p in shop.story(dossier) if not p.duplicate]
-        stories.append(story)
-        total += len(story)
-        shop.advance(1)
-    events: list[dict[str, Any]] = []
-    width = 64
-    for start in range(0, len(stories), width):
-        window = stories[start : start + width]
-        for step in range(max(len(s) for s in window)):
-            events.extend(s[step] for s in window if step < len(s))
-    return events[:count]
-
-
-def write_requests(path: Path, events: list[dict[str, Any]]) -> None:
-    now = time.time()
-    with path.open("w", encoding="utf-8") as out:
-        for body in events:
-            raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-            headers = signed_headers_v2(SOURCE, SECRET, "POST", "/v1/events", raw.encode(), now)
-            out.write(f"{headers['X-Timestamp']}\t{headers['X-Signature']}\t{raw}\n")
-
-
-WORKERS = 1
-BENCH_PREFIX = f"tthc-bench-ingest-{os.getpid()}:"
-
-
-def gateway_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
-    return {
-        "HTTP_WORKERS": str(WORKERS),
-        # Its own queues, deleted after the run: never the machine's default prefix.
-        "REDIS_KEY_PREFIX": BENCH_PREFIX,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "EVENT_SOURCES": f"{SOURCE}:{SECRET}",
-        "HTTP_PORT": str(port),
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-@contextmanager
-def gateway(database_url: str, redis_url: str) -> Iterator[str]:
-    """A migrated `tthc serve` on a free port; yields its base URL."""
-    port = free_port()
-    env = gateway_env(database_url, redis_url, port)
-    subprocess.run(
-        [sys.executable, "-m", "gateway", "migrate"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    with serving([sys.executable, "-m", "gateway", "serve"], env, f"{base}/healthz"):
-        yield base
-
-
-def ingest(database_url: str, redis_url: str, seconds: int, workdir: Path) -> WrkResult:
-    requests = workdir / "requests.tsv"
-    write_requests(requests, _events(12000 * seconds))
-    with gateway(database_url, redis_url) as base:
-        return wrk(
-            f"{base}/v1/events",
-            seconds,
-            HERE / "ingest.lua",
-            {"BENCH_REQUESTS": str(requests), "BENCH_SOURCE": SOURCE},
-        )
-
-
-async def _post_batches(base: str, events: list[dict[str, Any]], size: int) -> float:
-    bodies = []
-    for start in range(0, len(events), size):
-        raw = json.dumps({"events": events[start : start + size]}, ensure_ascii=False).encode()
-        bodies.append(raw)
-    async with aiohttp.ClientSession(base) as session:
-        started = time.perf_counter()
-
-        async def post(raw: bytes) -> None:
-            headers = signed_headers_v2(
-                SOURCE, SECRET, "POST", "/v1/events/batch", raw, time.time()
-            )
-            headers["Content-Type"] = "application/json"
-            async with session.post("/v1/events/batch", data=raw, headers=headers) as response:
-                answer = await response.json()
-                assert response.status == 200 and answer["rejected"] == 0, answer
-
-        # Two batches in flight, as a one-stop-shop back-filling with a little overlap would.
-        for start in range(0, len(bodies), 2):
-            await asyncio.gather(*(post(raw) for raw in bodies[start : start + 2]))
-        return len(events) / (time.perf_counter() - started)
-
-
-def batch_ingest(database_url: str, redis_url: str) -> float:
-    events = _events(20000)
-    with gateway(database_url, redis_url) as base:
-        return asyncio.run(_post_batches(base, events, 500))
 
 
 PHONES = [
@@ -275,11 +108,23 @@ def main() -> int:
     parser.add_argument(
         "--audit-dossiers", type=int, default=200_000, help="dossiers seeded for the audit bench"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved ingest rounds")
+    parser.add_argument(
+        "--quick", action="store_true", help="ingest: 3-s runs, 1 round, 4 windows (development)"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["ingest"],
+        help="run only these rows and put them into --output in place of the old ones",
+    )
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
 
+    if args.only == "ingest":
+        return _ingest_only(args)
     private = None
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     if not reachable(redis_url):
@@ -289,47 +134,10 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="tthc-bench-") as tmp:
             workdir = Path(tmp)
-            bare = bare_handler(args.seconds)
-            rows.append(
-                (
-                    "bare aiohttp JSON handler (wrk, 64 connections)",
-                    f"{bare.requests_per_second:,.0f} req/s, p50 {bare.p50_ms:.1f} ms, "
-                    f"p99 {bare.p99_ms:.1f} ms",
-                )
-            )
-            targets = [("SQLite", f"sqlite:///{workdir / 'bench.sqlite3'}")]
-            schema = f"tthc_bench_{os.getpid()}"
-            if asyncio.run(_pg_ok(args.postgres)):
-                targets.append(("PostgreSQL", f"{args.postgres}?schema={schema}"))
-            else:
+            postgres = args.postgres if asyncio.run(_pg_ok(args.postgres)) else None
+            if postgres is None:
                 rows.append(("PostgreSQL", f"skipped: no server at {args.postgres}"))
-            try:
-                for name, url in targets:
-                    result = ingest(url, redis_url, args.seconds, workdir)
-                    rows.append(
-                        (
-                            f"signed single-event ingest, {name} (wrk, 64 connections, "
-                            f"HTTP_WORKERS={WORKERS})",
-                            f"{result.requests_per_second:,.0f} events/s = "
-                            f"{result.requests_per_second / bare.requests_per_second:.2f} × bare, "
-                            f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-                            f"non-2xx {result.non_2xx}",
-                        )
-                    )
-                    fresh = url.replace("bench.sqlite3", "batch.sqlite3").replace(
-                        schema, schema + "_batch"
-                    )
-                    rate = batch_ingest(fresh, redis_url)
-                    rows.append(
-                        (
-                            f"batch ingest, {name} (500 events a request, 2 in flight)",
-                            f"{rate:,.0f} events/s = "
-                            f"{rate / bare.requests_per_second:.2f} × bare req/s",
-                        )
-                    )
-            finally:
-                if len(targets) > 1:
-                    asyncio.run(_drop_schemas(args.postgres, [schema, schema + "_batch"]))
+            rows += ingest.run(workdir, postgres, redis_url, _ingest_settings(args))
             noop = delivery.rq_noop_rate(redis_url)
             rows.append(("RQ no-op jobs through one SimpleWorker process", f"{noop:,.0f} jobs/s"))
             rate = delivery.notices_per_second(
@@ -386,12 +194,11 @@ def main() -> int:
             )
             rows += audit.run(
                 workdir,
-                args.postgres if len(targets) > 1 else None,
+                postgres,
                 redis_url,
                 args.audit_dossiers,
             )
     finally:
-        _forget_queues(redis_url)
         if private is not None:
             private.stop()
 
@@ -407,19 +214,69 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     args.output.write_text(text, encoding="utf-8")
-    _update_readme(text)
+    if not args.no_readme:
+        _update_readme(text)
     return 0
 
 
-def _forget_queues(redis_url: str) -> None:
-    """Delete the jobs the ingest runs queued (no worker ran for them)."""
-    from redis import Redis
-    from rq import Queue
+def _ingest_settings(args: argparse.Namespace) -> ingest.Settings:
+    if args.quick:
+        return ingest.Settings(seconds=3, rounds=1, windows=4, window_seconds=3)
+    return ingest.Settings(seconds=args.seconds, rounds=args.rounds)
 
-    redis = Redis.from_url(redis_url)
-    for lane in ("urgent", "bulk"):
-        Queue(f"{BENCH_PREFIX}{lane}", connection=redis).delete(delete_jobs=True)
-    redis.close()
+
+def _ingest_only(args: argparse.Namespace) -> int:
+    """``--only ingest``: the ingest rows, put into ``--output`` in place of the old ones."""
+    private = None
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not reachable(redis_url):
+        private = PrivateRedis.start()
+        redis_url = private.url
+    try:
+        postgres = args.postgres if asyncio.run(_pg_ok(args.postgres)) else None
+        with tempfile.TemporaryDirectory(prefix="tthc-bench-") as tmp:
+            rows = ingest.run(Path(tmp), postgres, redis_url, _ingest_settings(args))
+    finally:
+        if private is not None:
+            private.stop()
+    settings = _ingest_settings(args)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    note = (
+        f"The ingest rows: measured {stamp} on the same machine with "
+        f"`python -m bench.run --only ingest` ({settings.rounds} interleaved rounds of "
+        f"{settings.seconds} s wrk runs; 1-minute load average "
+        f"{min(ingest.LOAD_AVERAGES):.1f}–{max(ingest.LOAD_AVERAGES):.1f} on "
+        f"{os.cpu_count()} cores: other processes were loading the machine)."
+    )
+    old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    text = _with_ingest_rows(old, rows, note)
+    print(text)
+    args.output.write_text(text, encoding="utf-8")
+    if not args.no_readme:
+        _update_readme(text)
+    return 0
+
+
+def _with_ingest_rows(old: str, rows: list[tuple[str, str]], note: str) -> str:
+    """``old`` (a latest.md) with its ingest rows and note replaced by ``rows`` and ``note``."""
+    lines = old.splitlines()
+    table = [i for i, line in enumerate(lines) if line.startswith("| ")]
+    if not table:
+        head = ["| what | figure |", "|---|---|"]
+        body = [f"| {what} | {figure} |" for what, figure in rows]
+        return "\n".join([*head, *body, "", note]) + "\n"
+    first_row = table[0] + 2  # after the header and the |---| line
+    kept = [
+        line
+        for line in lines[first_row : table[-1] + 1]
+        if not line.startswith(ingest.ROW_PREFIXES) and not line.startswith("| PostgreSQL |")
+    ]
+    new = [f"| {what} | {figure} |" for what, figure in rows]
+    after = [line for line in lines[table[-1] + 1 :] if not line.startswith("The ingest rows:")]
+    while after and not after[-1]:
+        after.pop()
+    out = [*lines[:first_row], *new, *kept, *after, "", note]
+    return "\n".join(out) + "\n"
 
 
 def _update_readme(text: str) -> None:
@@ -430,15 +287,6 @@ def _update_readme(text: str) -> None:
     if start in content and end in content:
         head, rest = content.split(start, 1)
         readme.write_text(head + start + text + rest[rest.index(end) :], encoding="utf-8")
-
-
-async def _drop_schemas(url: str, schemas: list[str]) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        for schema in schemas:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Final
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from gateway.delivery.queues import Dispatcher, QueueClient
 from gateway.domain.calendar import DEFAULT_OVERRIDES_FILE, WorkingCalendar, load_overrides
@@ -80,10 +81,20 @@ async def _providers(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+_REDIS_CONNECTIONS: Final = 100
+
+
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client: Redis = Redis.from_url(
-        app[SETTINGS].redis_url, socket_connect_timeout=2, socket_timeout=5
+    # A burst of webhooks waits (up to 2 s) for one of the pool's connections instead of
+    # being refused with "Too many connections" once 100 are in use.
+    pool = BlockingConnectionPool.from_url(
+        app[SETTINGS].redis_url,
+        max_connections=_REDIS_CONNECTIONS,
+        timeout=2,
+        socket_connect_timeout=2,
+        socket_timeout=5,
     )
+    client: Redis = Redis(connection_pool=pool)
     app[REDIS] = client
     yield
     await client.aclose()

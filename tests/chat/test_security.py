@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 
+import aiohttp
 import orjson
 import pytest
 import sqlalchemy as sa
@@ -156,3 +157,27 @@ async def test_the_owner_still_gets_the_answer_the_prober_could_not(chat: ChatRi
     (shown,) = await chat.prove(owner)
     assert "Sở Xây dựng" in text_of(shown)
     assert "đang giải quyết" in text_of(shown)
+
+
+async def test_a_burst_of_webhooks_waits_for_redis_connections_instead_of_failing(
+    chat: ChatRig,
+) -> None:
+    """More webhooks at once than the Redis pool has connections: each one waits its turn
+    for a connection and is queued (once Zalo's retries were 503 "Too many connections")."""
+    users = [chat.citizen(f"Công dân {i}", STRANGER_PHONE) for i in range(300)]
+    payloads = [text_event(chat, user.user_id, "xin chào") for user in users]
+    url = chat.gateway.client.make_url("/webhooks/zalo")
+    key = chat.zalo.oa_secret_key
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(payload: dict[str, object]) -> int:
+            raw = orjson.dumps(payload)
+            mac = sign(raw, str(payload["app_id"]), str(payload["timestamp"]), key)
+            headers = {"Content-Type": "application/json", "X-ZEvent-Signature": f"mac={mac}"}
+            async with session.post(url, data=raw, headers=headers) as response:
+                await response.read()
+                return response.status
+
+        statuses = await asyncio.gather(*(one(p) for p in payloads))
+    assert sorted(set(statuses)) == [200], {s: statuses.count(s) for s in set(statuses)}
