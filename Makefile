@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test check pytest bench screenshots lint typecheck format hooks lock clean
+.PHONY: install run test check pytest bench chaos screenshots lint typecheck format hooks lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null && [ -x /usr/bin/time ] \
 	  || { apt-get update -q && apt-get install -y -q wrk time; }
 	$(BIN)/python -m bench.run
+
+# Faults under load: processes SIGKILLed, Redis and PostgreSQL crashed, vendors failing;
+# prints lost / duplicated / unanswered counts (all must be 0). A short form runs in `make test`.
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos --events 10000
 
 # The console's pictures in docs/screenshots/ (a seeded gateway, Debian's Chromium).
 screenshots: $(STAMP)

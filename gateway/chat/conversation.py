@@ -3,8 +3,10 @@
 Called by the drain job for each queued event of one user, in order. Handling is
 idempotent: the inbound message is stored under the webhook's deduplication key and
 marked handled at the end, so an event taken again after a crash is skipped if it was
-finished. A bot error does not block the user's later messages: it is logged and the
-event marked handled.
+finished, and is not answered again if its answer went out (each stored reply carries
+the event's key). A bot error does not block the user's later messages: it is logged and
+the event marked handled; Redis or the network failing under the bot is no bot error, and
+leaves the event queued for the next drain.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.events import AttachmentSent, Followed, InboundEvent, InfoShared, TextSent, Unfollowed
@@ -35,6 +39,9 @@ from providers.zalo.oa import Button, OaRequestUserInfo, OaText
 from providers.zalo.webhook import parse_webhook
 
 log = logging.getLogger(__name__)
+
+# Failures of what the bot runs on, not of the event: the event is left for the next drain.
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class Conversations:
@@ -70,15 +77,25 @@ class Conversations:
             handled = await _store_inbound(conn, event, item["payload"], now)
             if handled:
                 return
+            answered = await _answered(conn, event)
             await _touch_user(conn, event)
+        if answered:
+            # A crash came after the answer went out and before the event was marked
+            # handled: the citizen has it; running the bot again would answer twice.
+            await self._mark_handled(event, None, None, None, forwarded=False)
+            return
         try:
             outcome = await self.bot.handle(event)
+        except _UNAVAILABLE:
+            raise  # Redis or the network, not the event: it stays queued for the next drain
         except Exception:  # one bad event must not block this citizen's later messages
             log.exception("the bot failed on an event", extra={"user": event.user_id})
             await self._mark_handled(event, None, None, None, forwarded=False)
             return
         for reply in outcome.replies:
-            await self._reply(event.user_id, reply, outcome.dossier_code, outcome.report_id)
+            await self._reply(
+                event.user_id, reply, outcome.dossier_code, outcome.report_id, event.dedupe_key
+            )
         await self._mark_handled(
             event,
             outcome.dossier_code,
@@ -89,7 +106,12 @@ class Conversations:
         )
 
     async def _reply(
-        self, user_id: str, reply: Text | AskPhone, dossier_code: str | None, report_id: int | None
+        self,
+        user_id: str,
+        reply: Text | AskPhone,
+        dossier_code: str | None,
+        report_id: int | None,
+        in_reply_to: str,
     ) -> None:
         message: OaText | OaRequestUserInfo
         if isinstance(reply, AskPhone):
@@ -98,7 +120,9 @@ class Conversations:
         else:
             message = OaText(reply.text, tuple(Button(b.title, b.payload) for b in reply.buttons))
             text = reply.text
-        await self._send(user_id, message, text, "bot", dossier_code, report_id, None, None)
+        await self._send(
+            user_id, message, text, "bot", dossier_code, report_id, None, None, in_reply_to
+        )
 
     async def _send(
         self,
@@ -110,6 +134,7 @@ class Conversations:
         report_id: int | None,
         handoff_id: int | None,
         staff_id: int | None,
+        in_reply_to: str | None = None,
     ) -> bool:
         client = self.r.zalo
         payload: dict[str, Any] = {}
@@ -126,6 +151,8 @@ class Conversations:
                     "OA reply not sent",
                     extra={"user": user_id, "error": mask_phones_in_text(exc.detail)},
                 )
+        if in_reply_to is not None:
+            payload["in_reply_to"] = in_reply_to  # see _answered
         async with self.r.engine.begin() as conn:
             await conn.execute(
                 chat_messages.insert().values(
@@ -225,6 +252,24 @@ async def _send_staff(client: ZaloClient | None, user_id: str, text: str) -> tup
         log.warning("staff reply not sent", extra={"user": user_id, "error": exc.detail})
         return False, exc.detail[:500]
     return True, f"oa:{sent.message_id}"
+
+
+async def _answered(conn: AsyncConnection, event: InboundEvent) -> bool:
+    """Whether the bot already answered this (stored, unhandled) event: its replies carry
+    the event's key, and come after it in the user's messages."""
+    stored = (
+        sa.select(chat_messages.c.id)
+        .where(chat_messages.c.dedupe_key == event.dedupe_key)
+        .scalar_subquery()
+    )
+    rows = await conn.execute(
+        sa.select(chat_messages.c.payload).where(
+            chat_messages.c.user_id == event.user_id,
+            chat_messages.c.direction == "bot",
+            chat_messages.c.id > stored,
+        )
+    )
+    return any((payload or {}).get("in_reply_to") == event.dedupe_key for (payload,) in rows)
 
 
 async def _store_inbound(

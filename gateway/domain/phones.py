@@ -107,6 +107,7 @@ dossier codes are skipped (see :func:`mask_phones_in_text`).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -310,8 +311,19 @@ def normalize_phone(raw: str | None) -> PhoneResult:
     """Normalise one raw phone field to a Vietnamese mobile or a rejection reason.
 
     See the module docstring for the steps, the heuristics and the reason codes.
-    Never raises for any string input.
+    Never raises for any string input. Results are immutable and depend on the input
+    alone, so those of short inputs (every real phone field) are cached: the same
+    numbers come back with every event of a dossier.
     """
+    if raw is not None and len(raw) > _CACHED_LENGTH:
+        return _normalize(raw)
+    return _normalize_cached(raw)
+
+
+_CACHED_LENGTH: Final = 64
+
+
+def _normalize(raw: str | None) -> PhoneResult:
     if raw is None:
         return _result("", _Outcome(reason=EMPTY))
     text = raw.strip()
@@ -603,3 +615,6 @@ def _classify_foreign(international: str) -> _Outcome:
     if possible == phonenumbers.ValidationResult.TOO_LONG:
         return _Outcome(reason=TOO_LONG)
     return _Outcome(reason=INVALID)
+
+
+_normalize_cached: Final = functools.lru_cache(maxsize=8192)(_normalize)

@@ -116,7 +116,7 @@ def _localised(answer: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
 
 def _answer(request: web.Request, outcome: Outcome) -> web.Response:
     answer = _localised(outcome.answer, request.app[SETTINGS].tz)
-    response = web.json_response(answer, status=200 if outcome.replayed else 202)
+    response = web.json_response(answer, status=200 if outcome.replayed else 202, dumps=_dumps)
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response

@@ -83,7 +83,11 @@ async def content_encoding_middleware(request: web.Request, handler: Handler) ->
     headers.popall(hdrs.CONTENT_LENGTH, None)
     # Cloned before reading (aiohttp refuses after); the clone shares the stream, read
     # through the original, bounded by MAX_BODY_BYTES (413).
-    decoded = request.clone(headers=headers)
+    try:
+        decoded = request.clone(headers=headers)
+    except UnicodeEncodeError as exc:
+        # aiohttp keeps undecodable header bytes as surrogates and cannot write them back.
+        raise MalformedInput("a request header is not valid UTF-8") from exc
     raw = await request.read()
     # What request.read() (and .json(), .post()) answer from once a body was read.
     decoded._read_bytes = decode_body(raw, encoding, request.client_max_size)

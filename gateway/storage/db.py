@@ -26,6 +26,10 @@ _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
 )
+# The ingest writer's page cache, 64 MiB (a negative size is in KiB; SQLite's default is
+# 2 MiB): the index pages a group touches stay in memory as the file grows, instead of
+# being read again from the OS. Readers keep the default; there may be many of them.
+_SQLITE_WRITER_CACHE = "PRAGMA cache_size=-65536"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,10 @@ def create_sqlite_writer(url: str) -> Engine:
         **_JSON,
     )
     event.listen(engine, "connect", _on_sqlite_connect)
+
+    @event.listens_for(engine, "connect")
+    def _writer_cache(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        dbapi_connection.execute(_SQLITE_WRITER_CACHE).close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:

@@ -14,39 +14,52 @@ transaction-scoped advisory lock per dossier code, all in one statement and in o
 order, before it reads anything: a dossier that does not exist yet (which ``FOR UPDATE``
 cannot lock) is then created by one process and seen by the other, instead of both
 inserting it and one group failing on the unique key.
+
+The writes are statements compiled once per dialect (:mod:`gateway.storage.compiled`) and
+run through the driver's ``executemany`` with plain tuples. On SQLite the transaction runs
+in one writer thread, and a dossier update names only the columns that changed: SQLite
+rewrites the entry of every index on a column named in ``SET``, and those pages would go
+to the WAL at every commit. On PostgreSQL the transaction runs on an event loop and engine
+of the writer's own, in its own thread, so its round trips never wait behind HTTP work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.domain.dossier import ConsultationChange, Decision, DossierState, decide
 from gateway.domain.events import Event
 from gateway.domain.rules import NEEDS_HISTORY, ConsultationView, History, PastEvent
 from gateway.errors import IdempotencyConflict, StorageUnavailable
 from gateway.storage import outbox
-from gateway.storage.db import Database
+from gateway.storage.compiled import Compiled, StatementCache, compile_write, insert_statement
+from gateway.storage.db import Database, create_engine
 from gateway.storage.outbox import NewNotice
 from gateway.storage.tables import consultations, dossiers, events, flags, notices
 from gateway.trust.links import Links
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _DOSSIER_FIELDS = tuple(f.name for f in fields(DossierState))
 _ONCE_TYPES = ("dossier.delayed", "dossier.supplement_requested")
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # An unreachable server surfaces as OSError (ConnectionRefusedError, TimeoutError...), not
 # wrapped by SQLAlchemy when a pooled connection has to be opened again.
 _DATABASE_ERRORS = (SQLAlchemyError, OSError)
@@ -84,7 +97,8 @@ class _GroupState:
 
     known_events: dict[tuple[str, str], tuple[str, dict[str, Any]]]
     dossiers: dict[str, DossierState]
-    stored_dossiers: set[str]
+    # The dossiers as they were stored before this group (new ones are absent).
+    stored_dossiers: dict[str, DossierState]
     history_events: dict[str, list[PastEvent]]
     history_consultations: dict[str, dict[str, ConsultationView]]
     existing_notices: dict[str, dict[str, Any]]
@@ -116,13 +130,21 @@ class IngestWriter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
+        # PostgreSQL: the writer's own event loop, thread and engine (see _transaction).
+        self._pg_loop: _LoopThread | None = None
+        self._pg_engine: AsyncEngine | None = None
         # Groups committed whole, and groups that failed and were retried event by event
         # (a database error; never a race between gateways, which serialise per dossier).
         self.groups_written = 0
         self.groups_retried = 0
 
     async def start(self) -> None:
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        if self._db.sync_writer is not None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        else:
+            self._pg_loop = _LoopThread("ingest-writer")
+            # asyncpg connections belong to the loop that opened them: an engine of its own.
+            self._pg_engine = create_engine(self._db.url, pool_size=1)
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
 
     async def stop(self) -> None:
@@ -133,6 +155,13 @@ class IngestWriter:
         if self._thread is not None:
             self._thread.shutdown(wait=True)
             self._thread = None
+        if self._pg_loop is not None:
+            if self._pg_engine is not None:
+                with contextlib.suppress(*_DATABASE_ERRORS):
+                    await self._pg_loop.run(self._pg_engine.dispose())
+                self._pg_engine = None
+            self._pg_loop.stop()
+            self._pg_loop = None
         while not self._queue.empty():
             pending = self._queue.get_nowait()
             if not pending.future.done():
@@ -248,13 +277,41 @@ class IngestWriter:
             # instead of one per statement, each of which would queue behind HTTP work.
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._thread, self._in_thread, batch, now)
-        async with self._db.writer.begin() as conn:
+        # PostgreSQL: the transaction's dozen round trips run on the writer's own loop, so
+        # their answers never wait behind HTTP work on the serving loop.
+        assert self._pg_loop is not None
+        return await self._pg_loop.run(self._pg_transaction(batch, now))
+
+    async def _pg_transaction(
+        self, batch: list[Submission], now: datetime
+    ) -> list[Outcome | Exception]:
+        assert self._pg_engine is not None
+        async with self._pg_engine.begin() as conn:
             return await conn.run_sync(_transaction, batch, now, self._links)
 
     def _in_thread(self, batch: list[Submission], now: datetime) -> list[Outcome | Exception]:
         assert self._db.sync_writer is not None
         with self._db.sync_writer.begin() as conn:
             return _transaction(conn, batch, now, self._links)
+
+
+class _LoopThread:
+    """An event loop running in a thread of its own; coroutines are handed to it and
+    awaited from the caller's loop."""
+
+    def __init__(self, name: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on this loop; cancelling the caller cancels it there too."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
 
 def _transaction(
@@ -370,7 +427,7 @@ def _load(conn: Connection, batch: list[Submission]) -> _GroupState:
         )
         existing_notices = {row.dedupe_key: dict(row._mapping) for row in rows}
     return _GroupState(
-        known, dict(loaded), set(loaded), history_events, history_consultations, existing_notices
+        known, dict(loaded), loaded, history_events, history_consultations, existing_notices
     )
 
 
@@ -496,56 +553,147 @@ def _merge_consultation(state: _GroupState, code: str, change: ConsultationChang
     state.consultation_changes.append((code, change))
 
 
+_STATEMENTS = StatementCache()
+_EVENT_COLUMNS = (
+    "source_id",
+    "event_id",
+    "type",
+    "dossier_code",
+    "occurred_at",
+    "recorded_at",
+    "actor_id",
+    "actor_name",
+    "superseded",
+    "fingerprint",
+    "body",
+    "answer",
+)
+_FLAG_COLUMNS = (
+    "dossier_code",
+    "source_id",
+    "event_id",
+    "rule",
+    "detail",
+    "occurred_at",
+    "officer_id",
+    "officer_name",
+    "agency_code",
+    "created_at",
+)
+_NOTICE_COLUMNS = tuple(outbox.notice_row(NewNotice("k", "c", "s", "e", "d", None, {}), _EPOCH))
+_UPDATED_FIELDS = tuple(name for name in _DOSSIER_FIELDS if name != "code")
+_NEW_DOSSIER_COLUMNS = (*_DOSSIER_FIELDS, "created_at", "updated_at")
+_CONSULTATION_VALUES = ("agency_code", "agency_name", "requested_at", "due_at", "answered_at")
+
+
 def _flush(conn: Connection, state: _GroupState, now: datetime, links: Links | None) -> None:
-    if state.event_rows:
-        conn.execute(events.insert(), state.event_rows)
-    new_rows, changed_rows = [], []
+    dialect = conn.dialect
+    _STATEMENTS.get(dialect, "events", _events_insert).execute_many(conn, state.event_rows)
+    # PostgreSQL leaves an index alone when its columns keep their values (a HOT update),
+    # so one statement for every dossier saves round trips; SQLite looks at SET instead.
+    every_column = dialect.name == "postgresql"
+    new_rows: list[dict[str, Any]] = []
+    changed_rows: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for code in sorted(state.touched):
-        row = _row_from_state(state.dossiers[code])
-        if code in state.stored_dossiers:
-            changed_rows.append({**row, "b_code": code, "updated_at": now})
+        after = state.dossiers[code]
+        before = state.stored_dossiers.get(code)
+        if before is None:
+            new_rows.append({**_row_from_state(after), "created_at": now, "updated_at": now})
+            continue
+        if every_column:
+            changed = _UPDATED_FIELDS
         else:
-            new_rows.append({**row, "created_at": now, "updated_at": now})
-    if new_rows:
-        conn.execute(dossiers.insert(), new_rows)
-    if changed_rows:
-        update_cols: dict[str, Any] = {
-            c: sa.bindparam(c) for c in (*_DOSSIER_FIELDS, "updated_at") if c != "code"
-        }
-        conn.execute(
-            dossiers.update().where(dossiers.c.code == sa.bindparam("b_code")).values(update_cols),
-            changed_rows,
+            # Only the columns that changed: SQLite rewrites the entry of every index on a
+            # column named in SET, changed or not, and those pages then go to the WAL.
+            changed = tuple(
+                name for name in _UPDATED_FIELDS if getattr(after, name) != getattr(before, name)
+            )
+        row = {name: getattr(after, name) for name in changed}
+        changed_rows[changed].append(row | {"updated_at": now, "b_code": code})
+    _STATEMENTS.get(dialect, "dossiers", _dossiers_insert).execute_many(conn, new_rows)
+    for changed, rows in changed_rows.items():
+        update = _STATEMENTS.get(dialect, ("dossiers", changed), _dossiers_update(changed))
+        update.execute_many(conn, rows)
+    _upsert_consultations(conn, state.consultation_changes)
+    _STATEMENTS.get(dialect, "flags", _flags_insert).execute_many(conn, state.flag_rows)
+    if state.notice_rows:
+        rows = [outbox.notice_row(n, now, links) for n in state.notice_rows]
+        _STATEMENTS.get(dialect, "notices", _notices_insert).execute_many(conn, rows)
+
+
+def _dialect_insert(dialect: Dialect, table: sa.Table) -> Any:
+    return (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _binds(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
+    return {n: sa.bindparam(n, type_=table.c[n].type) for n in names}
+
+
+def _events_insert(dialect: Dialect) -> Compiled:
+    return compile_write(insert_statement(events, _EVENT_COLUMNS), _EVENT_COLUMNS, dialect)
+
+
+def _dossiers_insert(dialect: Dialect) -> Compiled:
+    statement = insert_statement(dossiers, _NEW_DOSSIER_COLUMNS)
+    return compile_write(statement, _NEW_DOSSIER_COLUMNS, dialect)
+
+
+def _dossiers_update(changed: tuple[str, ...]) -> Callable[[Dialect], Compiled]:
+    columns = (*changed, "updated_at")
+
+    def build(dialect: Dialect) -> Compiled:
+        statement = (
+            dossiers.update()
+            .where(dossiers.c.code == sa.bindparam("b_code", type_=dossiers.c.code.type))
+            .values(_binds(dossiers, columns))
         )
-    for code, change in state.consultation_changes:
-        _upsert_consultation(conn, code, change)
-    if state.flag_rows:
-        conn.execute(_insert_ignoring_duplicates(conn, flags), state.flag_rows)
-    outbox.insert_all(conn, state.notice_rows, now, links)
+        return compile_write(statement, (*columns, "b_code"), dialect)
+
+    return build
 
 
-def _insert_ignoring_duplicates(conn: Connection, table: sa.Table) -> Any:
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    return dialect_insert(table).on_conflict_do_nothing()
+def _flags_insert(dialect: Dialect) -> Compiled:
+    # A flag raised again by a replayed story is already there: keep the first.
+    statement = _dialect_insert(dialect, flags).values(_binds(flags, _FLAG_COLUMNS))
+    return compile_write(statement.on_conflict_do_nothing(), _FLAG_COLUMNS, dialect)
 
 
-def _upsert_consultation(conn: Connection, code: str, change: ConsultationChange) -> None:
-    values = {
-        "agency_code": change.agency_code,
-        "agency_name": change.agency_name,
-        "requested_at": change.requested_at,
-        "due_at": change.due_at,
-        "answered_at": change.answered_at,
-    }
-    present = {k: v for k, v in values.items() if v is not None}
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(consultations).values(
-        dossier_code=code, consultation_id=change.consultation_id, **values
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[consultations.c.dossier_code, consultations.c.consultation_id],
-        set_={k: stmt.excluded[k] for k in present},
-    )
-    conn.execute(stmt)
+def _notices_insert(dialect: Dialect) -> Compiled:
+    # The rows come from outbox.notice_row, the one place a notice row is built.
+    return compile_write(insert_statement(notices, _NOTICE_COLUMNS), _NOTICE_COLUMNS, dialect)
+
+
+def _consultation_upsert(present: tuple[str, ...]) -> Callable[[Dialect], Compiled]:
+    names = ("dossier_code", "consultation_id", *_CONSULTATION_VALUES)
+
+    def build(dialect: Dialect) -> Compiled:
+        statement = _dialect_insert(dialect, consultations).values(_binds(consultations, names))
+        keys = [consultations.c.dossier_code, consultations.c.consultation_id]
+        if present:
+            # What the event says overwrites; what it leaves out stays as it was.
+            statement = statement.on_conflict_do_update(
+                index_elements=keys, set_={k: statement.excluded[k] for k in present}
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=keys)
+        return compile_write(statement, names, dialect)
+
+    return build
+
+
+def _upsert_consultations(
+    conn: Connection, changes: Sequence[tuple[str, ConsultationChange]]
+) -> None:
+    """One upsert per change, in the order the events came (a later change of the same
+    consultation must land after an earlier one); compiled once per set of fields given."""
+    for code, change in changes:
+        values = {k: getattr(change, k) for k in _CONSULTATION_VALUES}
+        present = tuple(k for k, v in values.items() if v is not None)
+        row = {"dossier_code": code, "consultation_id": change.consultation_id, **values}
+        upsert = _STATEMENTS.get(
+            conn.dialect, ("consultations", present), _consultation_upsert(present)
+        )
+        upsert.execute_many(conn, [row])
 
 
 def _state_from_row(row: Any) -> DossierState:

