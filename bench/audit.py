@@ -86,10 +86,13 @@ DOSSIER_COLUMNS = (
 Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
-def stories(count: int, now: datetime) -> Iterator[Rows]:
+def stories(
+    count: int, now: datetime, *, days: int = 160, seconds_apart: float = 60
+) -> Iterator[Rows]:
     """Chunks of (event rows, dossier rows) for ``count`` simulated dossiers, received one
-    a minute of clock time from about five months before ``now``."""
-    start = (now - timedelta(days=160)).astimezone(TZ).replace(hour=8, minute=0)
+    every ``seconds_apart`` of clock time (office hours only) from ``days`` before ``now``
+    (by default one a minute from about five months before)."""
+    start = (now - timedelta(days=days)).astimezone(TZ).replace(hour=8, minute=0)
     shop = OneStopShop(seed=9, start=start, first_sequence=0)
     seen: set[str] = set()
     events: list[tuple[Any, ...]] = []
@@ -97,7 +100,7 @@ def stories(count: int, now: datetime) -> Iterator[Rows]:
     made = 0
     while made < count:
         dossier = shop.dossier()
-        shop.advance(1)
+        shop.clock += timedelta(seconds=seconds_apart)
         code = dossier["code"]
         if code in seen:
             continue

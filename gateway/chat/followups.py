@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.calendar import WorkingCalendar
@@ -83,8 +84,11 @@ async def _schedule(
         )
     ).all()
     if rows:
+        # Two crons (two workers started without --no-cron) may pick the same dossiers:
+        # the second leaves the first's rows alone instead of failing the whole job.
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         await conn.execute(
-            result_checks.insert(),
+            insert(result_checks).on_conflict_do_nothing(index_elements=["dossier_code"]),
             [
                 {
                     "dossier_code": row.code,

@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     officers = sub.add_parser("officers", help="import the officer directory", add_help=False)
     officers.add_argument("args", nargs=argparse.REMAINDER)
 
+    bench = sub.add_parser(
+        "bench", help="benchmark tools from the checkout: `tthc bench seed`", add_help=False
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+
     zalo = sub.add_parser("zalo", help="Zalo operations")
     zalo_sub = zalo.add_subparsers(dest="zalo_command", required=True)
     token = zalo_sub.add_parser(
@@ -182,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.cli import officers as officers_cli
 
         return officers_cli.main(argv[1:], _settings)
+    if argv[:1] == ["bench"]:
+        from gateway.cli import bench as bench_cli
+
+        return bench_cli.main(argv[1:])
     args = _parser().parse_args(argv)
     settings = _settings()
     if args.command != "demo":  # the demo prints its story on stdout and logs to a file
