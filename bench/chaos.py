@@ -25,7 +25,10 @@ answered. At the end the faults stop, every process is up, and the run waits (at
   accounts for);
 - **chat**: every message the webhook acknowledged gets exactly one OA reply. Citizens
   alternate a dossier code (the OA's answer names it) and "menu", so replies are matched
-  to the message they answer.
+  to the message they answer. A reply the gateway recorded ``unknown`` (its worker died
+  while Zalo was taking it, or Zalo answered too late) is never sent again: if the fake
+  Zalo has it, the message counts as answered once; if not, as *unanswered (unknown, for
+  a person)*, printed apart from plain unanswered and failing the run like them.
 
 It prints those counts and the faults with their times; the exit status is 1 when
 anything was lost, duplicated or left unanswered (2 when the run could not start).
@@ -671,35 +674,58 @@ class Chaos:
         await asyncio.sleep(1.0)  # a last duplicate would show up now
         return time.monotonic() - started
 
-    def chat_verdict(self, recorded: set[str] | None = None) -> dict[str, Any]:
+    def chat_verdict(
+        self,
+        recorded: set[str] | None = None,
+        unknown: Sequence[tuple[str, str]] = (),
+    ) -> dict[str, Any]:
         """Acknowledged messages matched with the OA's replies at the fake.
 
         ``recorded``: the OA message ids the gateway stored. A second answer whose first
         copy is not among them was taken by Zalo as the worker died, before the gateway
-        could write it down: OA messages have no idempotency key (``mid_send``)."""
+        could write it down: OA messages have no idempotency key (``mid_send``).
+        ``unknown``: (user, text) of the text replies the gateway recorded ``unknown``; a
+        missing answer with one of them is ``unanswered_unknown`` (left for a person), no
+        longer in ``unanswered``; one the fake has is ``unknown_received``."""
         replies: dict[str, list[tuple[str, str]]] = {}
         for message in self.zalo.sent:
             text = str((message.body.get("message") or {}).get("text") or "")
             # A lookup's answer is a text and a "share your phone" card: the text counts.
             if message.channel == "oa" and message.user_id and text:
                 replies.setdefault(message.user_id, []).append((text, message.message_id))
-        verdict = Counter(answered=0, unanswered=0, twice=0, mid_send=0)
+        verdict = Counter(
+            answered=0,
+            unanswered=0,
+            unanswered_unknown=0,
+            unknown_received=0,
+            twice=0,
+            mid_send=0,
+        )
         problems: list[str] = []
         asked: dict[str, Counter[str]] = {}
         for user_id, text in self.tally.chat_accepted:
             asked.setdefault(user_id, Counter())[_topic(text)] += 1
+        left: dict[str, Counter[str]] = {}
+        for user_id, text in unknown:
+            if user_id in asked:
+                left.setdefault(user_id, Counter())[_reply_topic(text, asked[user_id])] += 1
         for user_id, topics in asked.items():
             answers: dict[str, list[str]] = {}
             for text, message_id in replies.get(user_id, []):
                 answers.setdefault(_reply_topic(text, topics), []).append(message_id)
             got = Counter({topic: len(ids) for topic, ids in answers.items()})
             for topic, count in topics.items():
+                missing = max(0, count - got[topic])
+                # A reply recorded unknown that never reached Zalo: a person must check.
+                for_a_person = min(missing, left.get(user_id, Counter())[topic])
                 verdict["answered"] += min(count, got[topic])
-                verdict["unanswered"] += max(0, count - got[topic])
+                verdict["unanswered"] += missing - for_a_person
+                verdict["unanswered_unknown"] += for_a_person
+                verdict["unknown_received"] += left.get(user_id, Counter())[topic] - for_a_person
                 verdict["twice"] += max(0, got[topic] - count)
                 if got[topic] == count:
                     continue
-                why = ""
+                why = f" ({for_a_person} recorded unknown, for a person)" if for_a_person else ""
                 if recorded is not None and got[topic] > count:
                     lost = [i for i in answers[topic] if f"oa:{i}" not in recorded]
                     verdict["mid_send"] += min(len(lost), got[topic] - count)
@@ -727,15 +753,24 @@ class Chaos:
                 }
                 rows = (await conn.execute(sa.select(notices))).all()
                 attempts = (await conn.execute(sa.select(deliveries))).all()
-                recorded = set(
-                    (
-                        await conn.scalars(
-                            sa.select(chat_messages.c.dedupe_key).where(
-                                chat_messages.c.direction == "bot"
-                            )
-                        )
-                    ).all()
-                )
+                bot_rows = (
+                    await conn.execute(
+                        sa.select(
+                            chat_messages.c.dedupe_key,
+                            chat_messages.c.user_id,
+                            chat_messages.c.text,
+                            chat_messages.c.payload,
+                        ).where(chat_messages.c.direction == "bot")
+                    )
+                ).all()
+                recorded = {r.dedupe_key for r in bot_rows}
+                # The text replies left unknown (the phone card does not count, as at the fake).
+                unknown = [
+                    (r.user_id, r.text or "")
+                    for r in bot_rows
+                    if (r.payload or {}).get("state") == "unknown"
+                    and not (r.payload or {}).get("card")
+                ]
         finally:
             await engine.dispose()
         lost_events = [i for i, code in self.tally.accepted.items() if (i, code) not in timeline]
@@ -745,7 +780,7 @@ class Chaos:
                 "on_timeline": len(self.tally.accepted) - len(lost_events),
             },
             "notices": self.notice_verdict(rows, attempts),
-            "chat": self.chat_verdict(recorded),
+            "chat": self.chat_verdict(recorded, unknown),
         }
 
     def notice_verdict(self, rows: Sequence[Any], attempts: Sequence[Any]) -> dict[str, Any]:
@@ -877,10 +912,16 @@ def report(chaos: Chaos, found: dict[str, Any], waited: float, elapsed: float) -
         say(f"          failed {count} × {reason}")
     say(
         f"chat      sent {t.chat_sent}, acknowledged {len(t.chat_accepted)}, answered "
-        f"{chat['answered']}, unanswered {chat['unanswered']}, answered twice {chat['twice']}"
+        f"{chat['answered']}, unanswered {chat['unanswered']}, unanswered (unknown, for a "
+        f"person) {chat['unanswered_unknown']}, answered twice {chat['twice']}"
         + (f" ({chat['mid_send']} as a worker died mid-send)" if chat["mid_send"] else "")
         + f"  (never acknowledged {t.chat_dropped})"
     )
+    if chat["unknown_received"]:
+        say(
+            f"          {chat['unknown_received']} answered once though recorded unknown "
+            "(the worker died while Zalo took the reply; not sent again)"
+        )
     say(f"faults    {len(t.faults)} injected:")
     for fault in t.faults:
         say(f"  {fault.at:6.1f}s  {fault.what}")
@@ -901,6 +942,7 @@ def report(chaos: Chaos, found: dict[str, Any], waited: float, elapsed: float) -
         + counts["lost"]
         + counts["duplicated"]
         + chat["unanswered"]
+        + chat["unanswered_unknown"]  # honest: that citizen may have no answer
         + chat["twice"]
     )
     if chaos.o.json_path is not None:

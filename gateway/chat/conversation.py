@@ -7,13 +7,21 @@ finished, and is not answered again if its answer went out (each stored reply ca
 the event's key). A bot error does not block the user's later messages: it is logged and
 the event marked handled; Redis or the network failing under the bot is no bot error, and
 leaves the event queued for the next drain.
+
+A bot reply is written ``sending`` before the OA call and ``sent``, ``failed`` or
+``unknown`` after it (the state is in the row's ``payload``). OA messages carry no
+idempotency key, so a reply found still ``sending`` by a later drain (its worker died
+while Zalo was taking it) is never sent again: once the OA client's timeout is past it is
+marked ``unknown`` (for a person: the console shows "không rõ đã gửi"), logged, and the
+event marked handled; a read timeout from Zalo (``MaybeSent``) is ``unknown`` too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +38,7 @@ from gateway.chat.services import ChatServices
 from gateway.delivery import outbox
 from gateway.domain.calendar import WorkingCalendar
 from gateway.domain.phones import mask_phones_in_text
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, MaybeSent
 from gateway.storage.tables import chat_messages, handoffs, zalo_users
 from gateway.texts.templates import Texts
 from gateway.trust.otp import MASK as SECRET_MASK
@@ -42,6 +50,12 @@ log = logging.getLogger(__name__)
 
 # Failures of what the bot runs on, not of the event: the event is left for the next drain.
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# A bot reply's states (``payload["state"]``): written ``sending`` before the OA call.
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+UNKNOWN = "unknown"  # Zalo may have shown it: never sent again, left for a person
 
 
 class Conversations:
@@ -77,11 +91,12 @@ class Conversations:
             handled = await _store_inbound(conn, event, item["payload"], now)
             if handled:
                 return
-            answered = await _answered(conn, event)
+            earlier = await _replies_to(conn, event)
             await _touch_user(conn, event)
-        if answered:
-            # A crash came after the answer went out and before the event was marked
-            # handled: the citizen has it; running the bot again would answer twice.
+        if earlier:
+            # A crash came after the bot answered (or began to) and before the event was
+            # marked handled: running the bot again could answer twice.
+            await self._settle_cut_off(event, earlier)
             await self._mark_handled(event, None, None, None, forwarded=False)
             return
         try:
@@ -94,7 +109,11 @@ class Conversations:
             return
         for reply in outcome.replies:
             await self._reply(
-                event.user_id, reply, outcome.dossier_code, outcome.report_id, event.dedupe_key
+                event.user_id,
+                reply,
+                outcome.dossier_code,
+                outcome.report_id,
+                event.dedupe_key,
             )
         await self._mark_handled(
             event,
@@ -114,62 +133,107 @@ class Conversations:
         in_reply_to: str,
     ) -> None:
         message: OaText | OaRequestUserInfo
+        base: dict[str, Any] = {"in_reply_to": in_reply_to}  # see _replies_to
         if isinstance(reply, AskPhone):
             message = OaRequestUserInfo(reply.title, reply.subtitle, _PHONE_IMAGE)
             text = f"{reply.title}\n{reply.subtitle}"
+            base["card"] = "request_user_info"
         else:
             message = OaText(reply.text, tuple(Button(b.title, b.payload) for b in reply.buttons))
             text = reply.text
-        await self._send(
-            user_id, message, text, "bot", dossier_code, report_id, None, None, in_reply_to
-        )
+        await self._send_bot(user_id, message, text, dossier_code, report_id, base)
 
-    async def _send(
+    async def _send_bot(
         self,
         user_id: str,
         message: OaText | OaRequestUserInfo,
         text: str,
-        direction: str,
         dossier_code: str | None,
         report_id: int | None,
-        handoff_id: int | None,
-        staff_id: int | None,
-        in_reply_to: str | None = None,
-    ) -> bool:
+        base: dict[str, Any],
+    ) -> None:
+        """Record the reply ``sending``, call Zalo, then record what came of it (``base``:
+        the payload's fixed part, with the event's key)."""
+        async with self.r.engine.begin() as conn:
+            row_id = (
+                await conn.execute(
+                    chat_messages.insert()
+                    .values(
+                        user_id=user_id,
+                        direction="bot",
+                        text=text,
+                        payload=base | {"state": SENDING},
+                        dossier_code=dossier_code,
+                        report_id=report_id,
+                        handled_at=self.clock(),
+                        created_at=self.clock(),
+                    )
+                    .returning(chat_messages.c.id)
+                )
+            ).scalar_one()
         client = self.r.zalo
-        payload: dict[str, Any] = {}
         key: str | None = None
         if client is None:
-            payload["error"] = "Zalo is not configured"
+            outcome: dict[str, Any] = {"state": FAILED, "error": "Zalo is not configured"}
         else:
             try:
                 sent = await client.send_oa(user_id, message)
-                key = f"oa:{sent.message_id}"
+            except MaybeSent as exc:
+                # Zalo may have shown it, and an OA call has no idempotency key.
+                outcome = {"state": UNKNOWN, "error": exc.detail[:500], "code": exc.CODE}
+                log.warning(
+                    "OA reply may have been sent",
+                    extra={"user": user_id, "error": mask_phones_in_text(exc.detail)},
+                )
             except GatewayError as exc:
-                payload = {"error": exc.detail, "code": getattr(exc, "code", None)}
+                outcome = {"state": FAILED, "error": exc.detail, "code": getattr(exc, "code", None)}
                 log.warning(
                     "OA reply not sent",
                     extra={"user": user_id, "error": mask_phones_in_text(exc.detail)},
                 )
-        if in_reply_to is not None:
-            payload["in_reply_to"] = in_reply_to  # see _answered
+            else:
+                key = f"oa:{sent.message_id}"
+                outcome = {"state": SENT}
+        await self._record_outcome(row_id, key, base | outcome)
+
+    async def _record_outcome(self, row_id: int, key: str | None, payload: dict[str, Any]) -> None:
         async with self.r.engine.begin() as conn:
             await conn.execute(
-                chat_messages.insert().values(
-                    user_id=user_id,
-                    direction=direction,
-                    dedupe_key=key,
-                    text=text,
-                    payload=payload or None,
-                    dossier_code=dossier_code,
-                    report_id=report_id,
-                    handoff_id=handoff_id,
-                    staff_id=staff_id,
-                    handled_at=self.clock(),
-                    created_at=self.clock(),
-                )
+                chat_messages.update()
+                .where(chat_messages.c.id == row_id)
+                .values(dedupe_key=key, payload=payload, handled_at=self.clock())
             )
-        return key is not None
+
+    async def _settle_cut_off(self, event: InboundEvent, earlier: Sequence[Any]) -> None:
+        """Mark the event's replies left ``sending`` by a dead worker ``unknown``.
+
+        A reply younger than the OA client's timeout may still be on its way from a
+        worker whose lock lapsed: wait that out first, then read its state again."""
+        timeout = timedelta(seconds=self.r.settings.zalo.timeout_seconds)
+        for row in earlier:
+            if (row.payload or {}).get("state") != SENDING:
+                continue
+            wait = (row.created_at + timeout - self.clock()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(min(wait, timeout.total_seconds()))
+            async with self.r.engine.begin() as conn:
+                payload = (
+                    await conn.execute(
+                        sa.select(chat_messages.c.payload).where(chat_messages.c.id == row.id)
+                    )
+                ).scalar_one()
+                if (payload or {}).get("state") != SENDING:
+                    continue  # its worker finished after all
+                error = "cut off by a crash during the OA call: Zalo may have it"
+                await conn.execute(
+                    chat_messages.update()
+                    .where(chat_messages.c.id == row.id)
+                    .values(payload=payload | {"state": UNKNOWN, "error": error})
+                )
+            log.warning(
+                "OA reply may have been sent before a crash; not sent again",
+                extra={"user": event.user_id, "reply_id": row.id},
+            )
 
     async def _mark_handled(
         self,
@@ -254,22 +318,22 @@ async def _send_staff(client: ZaloClient | None, user_id: str, text: str) -> tup
     return True, f"oa:{sent.message_id}"
 
 
-async def _answered(conn: AsyncConnection, event: InboundEvent) -> bool:
-    """Whether the bot already answered this (stored, unhandled) event: its replies carry
-    the event's key, and come after it in the user's messages."""
+async def _replies_to(conn: AsyncConnection, event: InboundEvent) -> list[Any]:
+    """The bot's stored replies to this (stored, unhandled) event: they carry the event's
+    key, and come after it in the user's messages."""
     stored = (
         sa.select(chat_messages.c.id)
         .where(chat_messages.c.dedupe_key == event.dedupe_key)
         .scalar_subquery()
     )
     rows = await conn.execute(
-        sa.select(chat_messages.c.payload).where(
+        sa.select(chat_messages.c.id, chat_messages.c.payload, chat_messages.c.created_at).where(
             chat_messages.c.user_id == event.user_id,
             chat_messages.c.direction == "bot",
             chat_messages.c.id > stored,
         )
     )
-    return any((payload or {}).get("in_reply_to") == event.dedupe_key for (payload,) in rows)
+    return [row for row in rows if (row.payload or {}).get("in_reply_to") == event.dedupe_key]
 
 
 async def _store_inbound(

@@ -69,7 +69,7 @@ def test_short_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
 
     chat = summary["chat"]
     assert chat["sent"] == chat["acknowledged"] == chat["answered"] == 40
-    assert chat["unanswered"] == chat["twice"] == 0
+    assert chat["unanswered"] == chat["unanswered_unknown"] == chat["twice"] == 0
 
     # Every kind of fault was really injected.
     what = " | ".join(f["what"] for f in summary["faults"])

@@ -132,12 +132,19 @@ async def _staff_names(request: web.Request, messages: list[dict[str, Any]]) -> 
     return names
 
 
-def _sending(m: dict[str, Any]) -> str:
-    """A staff message's progress: waiting on the chat queue, sent, or failed to send."""
+def _sending(m: dict[str, Any]) -> str | None:
+    """An outbound message's progress: waiting on the chat queue (staff), being sent, sent,
+    failed, or unknown (the OA call was cut off: Zalo may have shown it). A bot reply
+    shows only what is not plainly sent."""
+    payload = m["payload"] if isinstance(m["payload"], dict) else {}
+    state = payload.get("state")
+    if m["direction"] == "bot":
+        return state if state in ("sending", "failed", "unknown") else None
+    if m["direction"] != "staff":
+        return None
     if m["handled_at"] is None:
         return "queued"
-    payload = m["payload"]
-    return "failed" if isinstance(payload, dict) and payload.get("error") else "sent"
+    return "failed" if payload.get("error") else "sent"
 
 
 async def _show(
@@ -181,7 +188,7 @@ async def _show(
                 "text": _masked(m["text"]),
                 "at": _time(m["created_at"], zone),
                 "staff": names.get(int(m["staff_id"])) if m["staff_id"] is not None else None,
-                "sending": _sending(m) if m["direction"] == "staff" else None,
+                "sending": _sending(m),
             }
             for m in messages
         ],
