@@ -31,13 +31,15 @@ import sys
 import tempfile
 import time
 import timeit
+from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import phonenumbers
 
-from bench import audit, chat, delivery, ingest
+from bench import audit, chat, delivery, ingest, scale, seed, soak
 from gateway.domain.phones import normalize_phone
 from gateway.local.redis_server import PrivateRedis, reachable
 
@@ -58,27 +60,51 @@ PHONES = [
 ]
 
 
-def phones_in_process(rounds: int = 3000) -> tuple[float, float]:
-    """(normalize_phone numbers/s, bare phonenumbers parse+is_valid numbers/s)."""
+def distinct_phones(count: int) -> list[str]:
+    """``count`` different raw values shaped like :data:`PHONES` (their last digits vary), so
+    the normaliser's cache of recent inputs (8,192) never answers for it."""
+    values = []
+    for i in range(count):
+        raw = PHONES[i % len(PHONES)]
+        digits = [k for k, ch in enumerate(raw) if ch.isdigit()]
+        if len(digits) >= 4:
+            tail = f"{(i // len(PHONES)) % 10_000:04d}"
+            chars = list(raw)
+            for k, ch in zip(digits[-4:], tail, strict=True):
+                chars[k] = ch
+            raw = "".join(chars)
+        values.append(raw)
+    return values
+
+
+def phones_in_process(count: int = 30_000) -> tuple[float, float, float]:
+    """(normalize_phone numbers/s on distinct inputs, the same on the 10 inputs repeated
+    (cache hits), bare phonenumbers parse+is_valid numbers/s on the distinct inputs)."""
+    values = distinct_phones(count)
 
     def ours() -> None:
-        for raw in PHONES:
+        for raw in values:
             normalize_phone(raw)
 
+    def repeated() -> None:
+        for _ in range(count // len(PHONES)):
+            for raw in PHONES:
+                normalize_phone(raw)
+
     def bare() -> None:
-        for raw in PHONES:
+        for raw in values:
             with suppress(phonenumbers.NumberParseException):
                 phonenumbers.is_valid_number(phonenumbers.parse(raw, "VN"))
 
-    n = len(PHONES) * rounds
-    return n / min(timeit.repeat(ours, number=rounds, repeat=3)), n / min(
-        timeit.repeat(bare, number=rounds, repeat=3)
-    )
+    def rate(work: Callable[[], None]) -> float:
+        return count / min(timeit.repeat(work, number=1, repeat=3))
+
+    return rate(ours), rate(repeated), rate(bare)
 
 
 def phones_command(workdir: Path, count: int = 100_000) -> float:
     source = workdir / "phones.txt"
-    source.write_text("\n".join(PHONES[i % len(PHONES)] for i in range(count)) + "\n")
+    source.write_text("\n".join(distinct_phones(count)) + "\n")
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "gateway", "phones", "--no-progress", str(source)],
@@ -97,8 +123,111 @@ async def _pg_ok(url: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Context:
+    workdir: Path
+    postgres: str | None
+    redis_url: str
+    args: argparse.Namespace
+
+
+def _ingest(c: Context) -> list[tuple[str, str]]:
+    return ingest.run(c.workdir, c.postgres, c.redis_url, _ingest_settings(c.args))
+
+
+def _delivery(c: Context) -> list[tuple[str, str]]:
+    noop = delivery.rq_noop_rate(c.redis_url)
+    rate = delivery.notices_per_second(f"sqlite:///{c.workdir / 'deliver.sqlite3'}", c.redis_url)
+    p50, p95 = delivery.event_to_sms_latency(
+        f"sqlite:///{c.workdir / 'latency.sqlite3'}", c.redis_url
+    )
+    return [
+        ("RQ no-op jobs through one SimpleWorker process", f"{noop:,.0f} jobs/s"),
+        (
+            "notices outbox → fake eSMS, one `tthc worker` process, SQLite",
+            f"{rate:,.0f} notices/s = {rate / noop:.2f} × RQ no-op jobs/s",
+        ),
+        (
+            "event accepted → SMS at the fake, ~10 events/s",
+            f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms",
+        ),
+    ]
+
+
+def _chat(c: Context) -> list[tuple[str, str]]:
+    (ack50, ack99), (bare50, bare99) = chat.webhook_ack(
+        f"sqlite:///{c.workdir / 'webhook.sqlite3'}", c.redis_url, 500, c.args.seconds
+    )
+    reply95 = chat.message_to_reply(f"sqlite:///{c.workdir / 'chat.sqlite3'}", c.redis_url)
+    noop95 = chat.rq_noop_latency(c.redis_url)
+    return [
+        (
+            "Zalo webhook acknowledged, signed events paced at 500/s (`tthc serve`; "
+            "medians of 3 interleaved rounds)",
+            f"p50 {ack50:.1f} ms, p99 {ack99:.1f} ms; bare handler reading and parsing the same "
+            f"bodies, paced the same: p50 {bare50:.1f} ms, p99 {bare99:.1f} ms "
+            f"(= {ack99 / bare99:.1f} × at p99)",
+        ),
+        (
+            "citizen message → OA reply at the fake Zalo, 20 messages/s, one worker",
+            f"p95 {reply95:.0f} ms = {reply95 / noop95:.0f} × a no-op RQ job's "
+            f"enqueue → done p95 ({noop95:.1f} ms)",
+        ),
+    ]
+
+
+def _phones(c: Context) -> list[tuple[str, str]]:
+    ours, cached, bare_parse = phones_in_process()
+    command = phones_command(c.workdir)
+    return [
+        (
+            "phone normaliser (in process, 30,000 distinct messy inputs)",
+            f"{ours:,.0f} numbers/s = {ours / bare_parse:.2f} × bare "
+            f"phonenumbers.parse+is_valid on the same inputs ({bare_parse:,.0f}/s); the same 10 "
+            f"inputs repeated (answered by its cache): {cached:,.0f}/s",
+        ),
+        (
+            "`tthc phones` over a 100,000-line file of distinct inputs (whole process)",
+            f"{command:,.0f} numbers/s = {command / bare_parse:.2f} × bare parse",
+        ),
+    ]
+
+
+def _audit(c: Context) -> list[tuple[str, str]]:
+    return audit.run(c.workdir, c.postgres, c.redis_url, c.args.audit_dossiers)
+
+
+def _scale(c: Context) -> list[tuple[str, str]]:
+    return scale.run(c.postgres, c.redis_url)
+
+
+def _seed(c: Context) -> list[tuple[str, str]]:
+    return seed.run(c.workdir, c.postgres, c.redis_url, c.args.seed_dossiers)
+
+
+def _soak(c: Context) -> list[tuple[str, str]]:
+    return soak.run(c.workdir, c.postgres, c.redis_url, c.args.soak_minutes)
+
+
+# name → (title, rows); run in this order.
+SECTIONS: dict[str, tuple[str, Callable[[Context], list[tuple[str, str]]]]] = {
+    "ingest": ("Ingest (`bench/ingest.py`)", _ingest),
+    "delivery": ("Delivery (`bench/delivery.py`)", _delivery),
+    "chat": ("Zalo webhook and chat (`bench/chat.py`)", _chat),
+    "phones": ("Phone normaliser", _phones),
+    "audit": ("Audit over simulated dossiers (`bench/audit.py`)", _audit),
+    "scale": ("Worker processes and gateway processes (`bench/scale.py`)", _scale),
+    "seed": ("A million dossiers (`tthc bench seed`, `bench/seed.py`)", _seed),
+    "soak": ("Memory under a steady load (`bench/soak.py`)", _soak),
+}
+_START = "<!-- section:{} -->"
+_END = "<!-- /section:{} -->"
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(
+        description="Every figure next to a baseline measured in the same run."
+    )
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     parser.add_argument(
         "--postgres",
@@ -108,175 +237,101 @@ def main() -> int:
     parser.add_argument(
         "--audit-dossiers", type=int, default=200_000, help="dossiers seeded for the audit bench"
     )
+    parser.add_argument(
+        "--seed-dossiers", type=int, default=1_000_000, help="dossiers seeded for the seed bench"
+    )
+    parser.add_argument("--soak-minutes", type=float, default=10, help="length of the soak")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved ingest rounds")
     parser.add_argument(
         "--quick", action="store_true", help="ingest: 3-s runs, 1 round, 4 windows (development)"
     )
     parser.add_argument(
         "--only",
-        choices=["ingest"],
-        help="run only these rows and put them into --output in place of the old ones",
+        help="comma-separated sections to run (" + ", ".join(SECTIONS) + "); their blocks in "
+        "--output are replaced, the others kept",
     )
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     args = parser.parse_args()
+    names = list(SECTIONS) if not args.only else [n.strip() for n in args.only.split(",")]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        parser.error(f"--only: unknown section(s) {', '.join(unknown)}")
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
 
-    if args.only == "ingest":
-        return _ingest_only(args)
     private = None
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     if not reachable(redis_url):
         private = PrivateRedis.start()
         redis_url = private.url
-    rows: list[tuple[str, str]] = []
+    old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    blocks = _blocks(old)
     try:
-        with tempfile.TemporaryDirectory(prefix="tthc-bench-") as tmp:
-            workdir = Path(tmp)
-            postgres = args.postgres if asyncio.run(_pg_ok(args.postgres)) else None
+        postgres = args.postgres if asyncio.run(_pg_ok(args.postgres)) else None
+        for name in names:
+            title, rows_of = SECTIONS[name]
+            with tempfile.TemporaryDirectory(prefix="tthc-bench-") as tmp:
+                loads = [os.getloadavg()[0]]
+                started = time.monotonic()
+                rows = rows_of(Context(Path(tmp), postgres, redis_url, args))
+                loads.append(os.getloadavg()[0])
             if postgres is None:
                 rows.append(("PostgreSQL", f"skipped: no server at {args.postgres}"))
-            rows += ingest.run(workdir, postgres, redis_url, _ingest_settings(args))
-            noop = delivery.rq_noop_rate(redis_url)
-            rows.append(("RQ no-op jobs through one SimpleWorker process", f"{noop:,.0f} jobs/s"))
-            rate = delivery.notices_per_second(
-                f"sqlite:///{workdir / 'deliver.sqlite3'}", redis_url
-            )
-            rows.append(
-                (
-                    "notices outbox → fake eSMS, one `tthc worker` process, SQLite",
-                    f"{rate:,.0f} notices/s = {rate / noop:.2f} × RQ no-op jobs/s",
-                )
-            )
-            p50, p95 = delivery.event_to_sms_latency(
-                f"sqlite:///{workdir / 'latency.sqlite3'}", redis_url
-            )
-            rows.append(
-                (
-                    "event accepted → SMS at the fake, ~10 events/s",
-                    f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms",
-                )
-            )
-            (ack50, ack99), (bare50, bare99) = chat.webhook_ack(
-                f"sqlite:///{workdir / 'webhook.sqlite3'}", redis_url, 500, args.seconds
-            )
-            rows.append(
-                (
-                    "Zalo webhook acknowledged, signed events paced at 500/s (`tthc serve`)",
-                    f"p50 {ack50:.1f} ms, p99 {ack99:.1f} ms; bare handler paced the same: "
-                    f"p50 {bare50:.1f} ms, p99 {bare99:.1f} ms (= {ack99 / bare99:.1f} × at p99)",
-                )
-            )
-            reply95 = chat.message_to_reply(f"sqlite:///{workdir / 'chat.sqlite3'}", redis_url)
-            noop95 = chat.rq_noop_latency(redis_url)
-            rows.append(
-                (
-                    "citizen message → OA reply at the fake Zalo, 20 messages/s, one worker",
-                    f"p95 {reply95:.0f} ms = {reply95 / noop95:.0f} × a no-op RQ job's "
-                    f"enqueue → done p95 ({noop95:.1f} ms)",
-                )
-            )
-            ours, bare_parse = phones_in_process()
-            rows.append(
-                (
-                    "phone normaliser (in process, 10 messy inputs)",
-                    f"{ours:,.0f} numbers/s = {ours / bare_parse:.2f} × bare "
-                    f"phonenumbers.parse+is_valid ({bare_parse:,.0f}/s)",
-                )
-            )
-            command = phones_command(workdir)
-            rows.append(
-                (
-                    "`tthc phones` over a 100,000-line file (whole process)",
-                    f"{command:,.0f} numbers/s = {command / bare_parse:.2f} × bare parse",
-                )
-            )
-            rows += audit.run(
-                workdir,
-                postgres,
-                redis_url,
-                args.audit_dossiers,
-            )
+            blocks[name] = _block(name, title, rows, time.monotonic() - started, loads, args)
+            text = _document(blocks)
+            args.output.write_text(text, encoding="utf-8")  # each section as it ends
+            print(blocks[name], flush=True)
     finally:
         if private is not None:
             private.stop()
+    if not args.no_readme:
+        _update_readme(_document(blocks))
+    return 0
 
+
+def _block(
+    name: str,
+    title: str,
+    rows: list[tuple[str, str]],
+    seconds: float,
+    loads: list[float],
+    args: argparse.Namespace,
+) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    command = "make bench" if not args.only else f"python -m bench.run --only {args.only}"
     lines = [
-        f"Measured {stamp} on {os.cpu_count()} cores with `make bench` "
-        f"({args.seconds} s per wrk run).",
+        _START.format(name),
+        f"**{title}**: measured {stamp} with `{command}` on {os.cpu_count()} cores "
+        f"({seconds / 60:.0f} min; 1-minute load average {min(loads):.1f}–{max(loads):.1f} "
+        "at its start and end).",
         "",
         "| what | figure |",
         "|---|---|",
+        *(f"| {what} | {figure} |" for what, figure in rows),
+        _END.format(name),
     ]
-    lines += [f"| {what} | {figure} |" for what, figure in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.output.write_text(text, encoding="utf-8")
-    if not args.no_readme:
-        _update_readme(text)
-    return 0
+    return "\n".join(lines)
+
+
+def _blocks(text: str) -> dict[str, str]:
+    """The section blocks of an earlier latest.md, by name."""
+    found = {}
+    for name in SECTIONS:
+        start, end = _START.format(name), _END.format(name)
+        if start in text and end in text:
+            found[name] = start + text.split(start, 1)[1].split(end, 1)[0] + end
+    return found
+
+
+def _document(blocks: dict[str, str]) -> str:
+    return "\n\n".join(blocks[name] for name in SECTIONS if name in blocks) + "\n"
 
 
 def _ingest_settings(args: argparse.Namespace) -> ingest.Settings:
     if args.quick:
         return ingest.Settings(seconds=3, rounds=1, windows=4, window_seconds=3)
     return ingest.Settings(seconds=args.seconds, rounds=args.rounds)
-
-
-def _ingest_only(args: argparse.Namespace) -> int:
-    """``--only ingest``: the ingest rows, put into ``--output`` in place of the old ones."""
-    private = None
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-    if not reachable(redis_url):
-        private = PrivateRedis.start()
-        redis_url = private.url
-    try:
-        postgres = args.postgres if asyncio.run(_pg_ok(args.postgres)) else None
-        with tempfile.TemporaryDirectory(prefix="tthc-bench-") as tmp:
-            rows = ingest.run(Path(tmp), postgres, redis_url, _ingest_settings(args))
-    finally:
-        if private is not None:
-            private.stop()
-    settings = _ingest_settings(args)
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    note = (
-        f"The ingest rows: measured {stamp} on the same machine with "
-        f"`python -m bench.run --only ingest` ({settings.rounds} interleaved rounds of "
-        f"{settings.seconds} s wrk runs; 1-minute load average "
-        f"{min(ingest.LOAD_AVERAGES):.1f}–{max(ingest.LOAD_AVERAGES):.1f} on "
-        f"{os.cpu_count()} cores: other processes were loading the machine)."
-    )
-    old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-    text = _with_ingest_rows(old, rows, note)
-    print(text)
-    args.output.write_text(text, encoding="utf-8")
-    if not args.no_readme:
-        _update_readme(text)
-    return 0
-
-
-def _with_ingest_rows(old: str, rows: list[tuple[str, str]], note: str) -> str:
-    """``old`` (a latest.md) with its ingest rows and note replaced by ``rows`` and ``note``."""
-    lines = old.splitlines()
-    table = [i for i, line in enumerate(lines) if line.startswith("| ")]
-    if not table:
-        head = ["| what | figure |", "|---|---|"]
-        body = [f"| {what} | {figure} |" for what, figure in rows]
-        return "\n".join([*head, *body, "", note]) + "\n"
-    first_row = table[0] + 2  # after the header and the |---| line
-    kept = [
-        line
-        for line in lines[first_row : table[-1] + 1]
-        if not line.startswith(ingest.ROW_PREFIXES) and not line.startswith("| PostgreSQL |")
-    ]
-    new = [f"| {what} | {figure} |" for what, figure in rows]
-    after = [line for line in lines[table[-1] + 1 :] if not line.startswith("The ingest rows:")]
-    while after and not after[-1]:
-        after.pop()
-    out = [*lines[:first_row], *new, *kept, *after, "", note]
-    return "\n".join(out) + "\n"
 
 
 def _update_readme(text: str) -> None:
