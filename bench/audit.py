@@ -39,6 +39,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from bench.common import drop_schema, pg_ok
 from gateway.local.simulator import TZ, OneStopShop
 from gateway.storage import migrate
 from gateway.storage.audit import dossier_codes_page, load_timelines
@@ -418,30 +419,13 @@ def run(workdir: Path, postgres: str | None, redis_url: str, count: int) -> list
             )
     finally:
         if postgres is not None:
-            asyncio.run(_drop_schema(postgres, schema))
+            drop_schema(postgres, schema)
     return rows
 
 
 def _summary_rate(output: str) -> float | None:
     found = re.search(r"([\d,.]+) dossiers/s", output)
     return float(found.group(1).replace(",", "")) if found else None
-
-
-async def _drop_schema(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
-async def _pg_ok(url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(url, timeout=3)
-    except Exception:
-        return False
-    await conn.close()
-    return True
 
 
 def main() -> int:
@@ -455,7 +439,7 @@ def main() -> int:
         "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     args = parser.parse_args()
-    postgres = args.postgres if asyncio.run(_pg_ok(args.postgres)) else None
+    postgres = args.postgres if pg_ok(args.postgres) else None
     with tempfile.TemporaryDirectory(prefix="tthc-bench-audit-") as tmp:
         rows = run(Path(tmp), postgres, args.redis, args.dossiers)
     if postgres is None:

@@ -62,7 +62,7 @@ import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 from redis import Redis
 
-from bench.common import wait_http
+from bench.common import drop_schema, wait_http
 from gateway.http.signing import signed_headers_v2
 from gateway.local.redis_server import free_port
 from gateway.local.simulator import OneStopShop
@@ -309,15 +309,7 @@ class Databases:
         try:
             yield f"{self.postgres}?schema={schema}"
         finally:
-            asyncio.run(_drop_schema(self.postgres, schema))
-
-
-async def _drop_schema(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+            drop_schema(self.postgres, schema)
 
 
 async def _pg_count(url: str) -> int:

@@ -23,7 +23,6 @@ by a small Lua script, so the load generator does no Python work during the run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import subprocess
@@ -36,10 +35,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import phonenumbers
 
 from bench import audit, chat, delivery, ingest, scale, seed, soak
+from bench.common import pg_ok
 from gateway.domain.phones import normalize_phone
 from gateway.local.redis_server import PrivateRedis, reachable
 
@@ -112,15 +111,6 @@ def phones_command(workdir: Path, count: int = 100_000) -> float:
         stdout=subprocess.DEVNULL,
     )
     return count / (time.perf_counter() - started)
-
-
-async def _pg_ok(url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(url, timeout=3)
-    except Exception:
-        return False
-    await conn.close()
-    return True
 
 
 @dataclass(frozen=True)
@@ -268,7 +258,7 @@ def main() -> int:
     old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
     blocks = _blocks(old)
     try:
-        postgres = args.postgres if asyncio.run(_pg_ok(args.postgres)) else None
+        postgres = args.postgres if pg_ok(args.postgres) else None
         for name in names:
             title, rows_of = SECTIONS[name]
             with tempfile.TemporaryDirectory(prefix="tthc-bench-") as tmp:

@@ -39,11 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg  # type: ignore[import-untyped]
 from redis import Redis
 from rq import Queue
 
-from bench.common import wait_http
+from bench.common import drop_schema, pg_ok, wait_http
 from bench.delivery import (
     SECRET,
     SOURCE,
@@ -329,7 +328,7 @@ class Deployment:
         keys += list(redis.scan_iter(f"rq:*{self.prefix}*", count=1000))
         for start in range(0, len(keys), 500):
             redis.delete(*keys[start : start + 500])
-        asyncio.run(_drop_schema(self.postgres, self.schema))
+        drop_schema(self.postgres, self.schema)
 
 
 def _descendants(root: int) -> list[int]:
@@ -455,23 +454,6 @@ def grid_cell(
         return accepted / elapsed, sent / elapsed, cores
 
 
-async def _drop_schema(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
-async def _pg_ok(url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(url, timeout=3)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
-
-
 def _say(text: str) -> None:
     print(f"scale: {text}", file=sys.stderr, flush=True)
 
@@ -558,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
     args = parser.parse_args(argv)
-    postgres = args.postgres if asyncio.run(_pg_ok(args.postgres)) else None
+    postgres = args.postgres if pg_ok(args.postgres) else None
     if postgres is None:
         print("| worker scaling (PostgreSQL) | skipped: no PostgreSQL server |")
         return 0

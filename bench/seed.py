@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.audit import PostgresWriter, Rows, SqliteWriter, stories
-from bench.common import wait_http
+from bench.common import drop_schema, pg_ok, wait_http
 from bench.delivery import SECRET, SOURCE, _env
 from gateway.domain.calendar import WorkingCalendar
 from gateway.http.signing import signed_headers_v2
@@ -471,25 +471,8 @@ def run(
                 process.wait(15)
         if postgres is not None:
             for schema in schemas:
-                asyncio.run(_drop_schema(postgres, schema))
+                drop_schema(postgres, schema)
     return rows
-
-
-async def _drop_schema(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
-async def _pg_ok(url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(url, timeout=3)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -504,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="where the SQLite file goes (default: a temporary one)")
     args = parser.parse_args(argv)
     postgres = None
-    if not args.no_postgres and asyncio.run(_pg_ok(args.postgres)):
+    if not args.no_postgres and pg_ok(args.postgres):
         postgres = args.postgres
     if args.workdir:
         rows = run(Path(args.workdir), postgres, args.redis, args.dossiers, args.samples)

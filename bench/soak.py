@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg  # type: ignore[import-untyped]
 from redis import Redis
 from rq import Queue
 
-from bench.common import wait_http
+from bench.common import drop_schema, pg_ok, wait_http
 from bench.delivery import SECRET, SOURCE, _env, _fake_control, _fake_messages, _start
 from gateway.http.signing import signed_headers_v2
 from gateway.local.redis_server import free_port
@@ -180,23 +179,6 @@ async def _sample(pids: list[int], series: Series, seconds: float, every: float)
         tick += 1
 
 
-async def _pg_ok(url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(url, timeout=3)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
-
-
-async def _drop_schema(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
 def soak(
     database_url: str, redis_url: str, minutes: float, rate: float, every: float
 ) -> tuple[Series, dict[str, int], int]:
@@ -287,7 +269,7 @@ def measure(
         series, counts, sent = soak(url, redis_url, minutes, rate, every)
     finally:
         if postgres is not None:
-            asyncio.run(_drop_schema(postgres, schema))
+            drop_schema(postgres, schema)
     figures = "; ".join(
         f"{n} {series.column(i)[0] / 1024:.0f}→{series.column(i)[-1] / 1024:.0f} MB "
         f"(last/first minute {series.ratio(i):.2f}; second half {series.second_half(i):+.1f} MB)"
@@ -315,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sqlite", action="store_true", help="use SQLite even if PG answers")
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
     args = parser.parse_args(argv)
-    postgres = None if args.sqlite or not asyncio.run(_pg_ok(args.postgres)) else args.postgres
+    postgres = None if args.sqlite or not pg_ok(args.postgres) else args.postgres
     with tempfile.TemporaryDirectory(prefix="tthc-bench-soak-") as tmp:
         rows, series = measure(Path(tmp), postgres, args.redis, args.minutes, args.rate, args.every)
     print(series.table())
