@@ -52,8 +52,9 @@ MAPPING: Final = {
 }
 
 
-class LoopbackGateway:
-    """``create_app`` served on loopback by an event loop in a thread of its own."""
+class ThreadedApp:
+    """``create_app`` served on loopback by an event loop in a thread of its own, so that
+    blocking clients (hypothesis, schemathesis, raw sockets) can drive it."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -61,8 +62,6 @@ class LoopbackGateway:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.runner: web.AppRunner | None = None
         self.port = 0
-        self.admin_token = ""
-        self.session = requests.Session()
 
     @property
     def url(self) -> str:
@@ -81,6 +80,28 @@ class LoopbackGateway:
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 0).start()
         self.port = int(self.runner.addresses[0][1])
+        await self.prepare(app)
+
+    async def prepare(self, app: web.Application) -> None:
+        """What the served application needs before the first request (nothing here)."""
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.run(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class LoopbackGateway(ThreadedApp):
+    """The gateway with two staff users, a finished dossier and an open handoff."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.admin_token = ""
+        self.session = requests.Session()
+
+    async def prepare(self, app: web.Application) -> None:
         db = app[DATABASE]
         self.admin_token = await add_user(db.writer, "minh", "Cán bộ Minh", "admin", NOW)
         await add_user(db.writer, "hoa", "Cán bộ Hoa", "hotline", NOW)
@@ -89,11 +110,7 @@ class LoopbackGateway:
 
     def stop(self) -> None:
         self.session.close()
-        if self.runner is not None:
-            self.run(self.runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        super().stop()
 
 
 @pytest.fixture(scope="module")

@@ -109,7 +109,9 @@ REFUSED: Final = [
     pytest.param("br", PLAIN, 415, "'br' is not accepted", id="br"),
     pytest.param("zstd", PLAIN, 415, "'zstd' is not accepted", id="zstd"),
     pytest.param("compress", PLAIN, 415, "'compress' is not accepted", id="compress"),
-    pytest.param("gzip, gzip", gzip.compress(GZIPPED, mtime=0), 415, "not accepted", id="gzip-twice"),
+    pytest.param(
+        "gzip, gzip", gzip.compress(GZIPPED, mtime=0), 415, "not accepted", id="gzip-twice"
+    ),
 ]
 
 

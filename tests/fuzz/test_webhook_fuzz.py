@@ -12,12 +12,10 @@ comes, the answer is 200 with a status, or a 4xx ``application/problem+json``: n
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +24,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -39,7 +36,6 @@ from bot.events import (
     Unfollowed,
 )
 from gateway.errors import AuthenticationFailed, MalformedInput
-from gateway.http.app import create_app
 from gateway.settings import Settings
 from providers.zalo.webhook import (
     Ignored,
@@ -50,6 +46,7 @@ from providers.zalo.webhook import (
     verify_signature,
 )
 from tests.conftest import forget_queues
+from tests.fuzz.conftest import ThreadedApp
 from tests.helpers import SOURCES
 
 _FUZZ = settings(
@@ -268,33 +265,8 @@ def test_the_signature_check_raises_only_refusals(raw: bytes, header: str | None
 # -- the real app -------------------------------------------------------------------------
 
 
-class _ThreadedGateway:
-    """``create_app`` served on loopback by an event loop in a thread of its own."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        self.thread.start()
-        self.port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
-
-    async def _start(self) -> int:
-        self.runner = web.AppRunner(create_app(self.settings))
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        return int(self.runner.addresses[0][1])
-
-    def stop(self) -> None:
-        if self.runner is not None:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+class _ThreadedGateway(ThreadedApp):
+    """The real app on loopback, posted to with plain blocking HTTP."""
 
     def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
         """Status, content type and body of ``POST /webhooks/zalo``."""
