@@ -25,10 +25,13 @@ answered. At the end the faults stop, every process is up, and the run waits (at
   accounts for);
 - **chat**: every message the webhook acknowledged gets exactly one OA reply. Citizens
   alternate a dossier code (the OA's answer names it) and "menu", so replies are matched
-  to the message they answer. A reply the gateway recorded ``unknown`` (its worker died
-  while Zalo was taking it, or Zalo answered too late) is never sent again: if the fake
-  Zalo has it, the message counts as answered once; if not, as *unanswered (unknown, for
-  a person)*, printed apart from plain unanswered and failing the run like them.
+  to the message they answer. A reply whose worker died around the OA call is settled
+  by the next drain, which asks Zalo (here the fake) for the user's recent OA messages:
+  found, it is recorded sent; not there, it is sent then. Only a reply Zalo could not be
+  asked about, or whose send Zalo answered too late, stays ``unknown`` and is never sent
+  again: if the fake Zalo has it, the message counts as answered once; if not, as
+  *unanswered (unknown, for a person)*, printed apart from plain unanswered and failing
+  the run like them.
 
 It prints those counts and the faults with their times; the exit status is 1 when
 anything was lost, duplicated or left unanswered (2 when the run could not start).
@@ -920,7 +923,7 @@ def report(chaos: Chaos, found: dict[str, Any], waited: float, elapsed: float) -
     if chat["unknown_received"]:
         say(
             f"          {chat['unknown_received']} answered once though recorded unknown "
-            "(the worker died while Zalo took the reply; not sent again)"
+            "(Zalo could not be asked, or answered the send too late; not sent again)"
         )
     say(f"faults    {len(t.faults)} injected:")
     for fault in t.faults:

@@ -9,11 +9,21 @@ the event marked handled; Redis or the network failing under the bot is no bot e
 leaves the event queued for the next drain.
 
 A bot reply is written ``sending`` before the OA call and ``sent``, ``failed`` or
-``unknown`` after it (the state is in the row's ``payload``). OA messages carry no
-idempotency key, so a reply found still ``sending`` by a later drain (its worker died
-while Zalo was taking it) is never sent again: once the OA client's timeout is past it is
-marked ``unknown`` (for a person: the console shows "không rõ đã gửi"), logged, and the
-event marked handled; a read timeout from Zalo (``MaybeSent``) is ``unknown`` too.
+``unknown`` after it (the state is in the row's ``payload``, with the reply's buttons so
+that it can be sent again). OA messages carry no idempotency key, so a reply found still
+``sending`` by a later drain (its worker died before or while Zalo was taking it) is not
+sent blind: once the OA client's timeout is past, the drain reads the user's recent OA
+conversation at Zalo (:meth:`ZaloClient.recent_messages`) and
+
+- finds an OA message with the reply's text (a card: a non-text message or one naming its
+  title), listed at or after 5 s before the reply was attempted and not already recorded
+  for another row: the reply is marked ``sent`` with that message id, not sent again;
+- finds none: the reply is sent now, the normal way (``sending``, then the outcome);
+- cannot ask (a Zalo error, a timeout, no client): the reply is marked ``unknown`` (for a
+  person: the console shows "không rõ đã gửi") and not sent.
+
+The event is marked handled after that. A read timeout from Zalo on the send itself
+(``MaybeSent``) is ``unknown`` at once.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ from gateway.storage.tables import chat_messages, handoffs, zalo_users
 from gateway.texts.templates import Texts
 from gateway.trust.otp import MASK as SECRET_MASK
 from providers.zalo.client import ZaloClient
-from providers.zalo.oa import Button, OaRequestUserInfo, OaText
+from providers.zalo.oa import MAX_LISTED, Button, OaListed, OaRequestUserInfo, OaText
 from providers.zalo.webhook import parse_webhook
 
 log = logging.getLogger(__name__)
@@ -56,6 +66,15 @@ SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
 UNKNOWN = "unknown"  # Zalo may have shown it: never sent again, left for a person
+
+# A reply cut off by a crash is looked for at Zalo from this long before it was attempted
+# (clocks differ), in at most this many pages of the conversation.
+LOOKUP_SLACK = timedelta(seconds=5)
+LOOKUP_PAGES = 5
+
+
+class _Unsure(Exception):
+    """Zalo's conversation could not tell whether a reply cut off by a crash is there."""
 
 
 class Conversations:
@@ -141,6 +160,8 @@ class Conversations:
         else:
             message = OaText(reply.text, tuple(Button(b.title, b.payload) for b in reply.buttons))
             text = reply.text
+            if reply.buttons:  # kept to send the reply again after a crash
+                base["buttons"] = [[b.title, b.payload] for b in reply.buttons]
         await self._send_bot(user_id, message, text, dossier_code, report_id, base)
 
     async def _send_bot(
@@ -171,6 +192,12 @@ class Conversations:
                     .returning(chat_messages.c.id)
                 )
             ).scalar_one()
+        await self._call_zalo(row_id, user_id, message, base)
+
+    async def _call_zalo(
+        self, row_id: int, user_id: str, message: OaText | OaRequestUserInfo, base: dict[str, Any]
+    ) -> None:
+        """Send a reply recorded ``sending`` and record what came of it."""
         client = self.r.zalo
         key: str | None = None
         if client is None:
@@ -205,7 +232,7 @@ class Conversations:
             )
 
     async def _settle_cut_off(self, event: InboundEvent, earlier: Sequence[Any]) -> None:
-        """Mark the event's replies left ``sending`` by a dead worker ``unknown``.
+        """Settle the event's replies left ``sending`` by a dead worker (module doc).
 
         A reply younger than the OA client's timeout may still be on its way from a
         worker whose lock lapsed: wait that out first, then read its state again."""
@@ -213,27 +240,124 @@ class Conversations:
         for row in earlier:
             if (row.payload or {}).get("state") != SENDING:
                 continue
-            wait = (row.created_at + timeout - self.clock()).total_seconds()
+            began = _attempted_at(row.created_at, row.payload)
+            wait = (began + timeout - self.clock()).total_seconds()
             if wait > 0:
                 await asyncio.sleep(min(wait, timeout.total_seconds()))
-            async with self.r.engine.begin() as conn:
-                payload = (
-                    await conn.execute(
-                        sa.select(chat_messages.c.payload).where(chat_messages.c.id == row.id)
-                    )
-                ).scalar_one()
-                if (payload or {}).get("state") != SENDING:
-                    continue  # its worker finished after all
-                error = "cut off by a crash during the OA call: Zalo may have it"
-                await conn.execute(
-                    chat_messages.update()
-                    .where(chat_messages.c.id == row.id)
-                    .values(payload=payload | {"state": UNKNOWN, "error": error})
+            payload = await self._payload(row.id)
+            if payload.get("state") != SENDING:
+                continue  # its worker finished after all
+            began = _attempted_at(row.created_at, payload)
+            try:
+                found = await self._find_at_zalo(event.user_id, row.text or "", payload, began)
+            except (GatewayError, _Unsure) as exc:
+                await self._set_unknown(row.id, event.user_id, exc)
+                continue
+            if found is not None:
+                key = f"oa:{found.message_id}" if found.message_id else None
+                found_payload = payload | {"state": SENT, "found_at_zalo": True}
+                await self._record_outcome(row.id, key, found_payload)
+                log.info(
+                    "OA reply cut off by a crash was found at Zalo; not sent again",
+                    extra={"user": event.user_id, "reply_id": row.id},
                 )
-            log.warning(
-                "OA reply may have been sent before a crash; not sent again",
+                continue
+            log.info(
+                "OA reply cut off by a crash is not at Zalo; sending it now",
                 extra={"user": event.user_id, "reply_id": row.id},
             )
+            await self._send_again(row.id, event.user_id, row.text or "", payload)
+
+    async def _payload(self, row_id: int) -> dict[str, Any]:
+        async with self.r.engine.connect() as conn:
+            payload = (
+                await conn.execute(
+                    sa.select(chat_messages.c.payload).where(chat_messages.c.id == row_id)
+                )
+            ).scalar_one()
+        return dict(payload or {})
+
+    async def _find_at_zalo(
+        self, user_id: str, text: str, payload: dict[str, Any], began: datetime
+    ) -> OaListed | None:
+        """The OA message at Zalo that is this reply, or None when Zalo lists none; raises
+        GatewayError (Zalo failed) or _Unsure (no match, and the listing did not reach back
+        to the reply's call)."""
+        client = self.r.zalo
+        if client is None:
+            raise _Unsure("Zalo is not configured")
+        if not text.strip():
+            raise _Unsure("the stored reply has no text to look for")
+        since_ms = int((began - LOOKUP_SLACK).timestamp() * 1000)
+        candidates: list[OaListed] = []
+        complete = False  # the listing reached back past the reply's call, or ended
+        for page in range(LOOKUP_PAGES):
+            listed = await client.recent_messages(user_id, MAX_LISTED, page * MAX_LISTED)
+            candidates += [
+                m for m in listed if m.from_oa and (m.at_ms is None or m.at_ms >= since_ms)
+            ]
+            if not listed or any(m.at_ms is not None and m.at_ms < since_ms for m in listed):
+                complete = True
+                break
+        keys = [f"oa:{m.message_id}" for m in candidates if m.message_id]
+        async with self.r.engine.connect() as conn:
+            recorded = set(
+                (
+                    await conn.execute(
+                        sa.select(chat_messages.c.dedupe_key).where(
+                            chat_messages.c.dedupe_key.in_(keys)
+                        )
+                    )
+                ).scalars()
+            )
+        matches = [
+            m
+            for m in candidates
+            if f"oa:{m.message_id}" not in recorded and _is_reply(m, text, payload)
+        ]
+        if matches:
+            return matches[-1]  # the oldest: newest come first
+        if not complete:
+            raise _Unsure(f"{LOOKUP_PAGES} pages of the conversation are all newer")
+        return None
+
+    async def _send_again(
+        self, row_id: int, user_id: str, text: str, payload: dict[str, Any]
+    ) -> None:
+        """Send a reply Zalo does not have, the normal way (it stays ``sending`` meanwhile,
+        with the time of this attempt)."""
+        try:
+            message = _stored_message(text, payload)
+        except ValueError as exc:  # a row that cannot be sent as stored
+            await self._set_unknown(row_id, user_id, exc)
+            return
+        base = {k: v for k, v in payload.items() if k not in ("state", "error", "code")}
+        base["attempted_at"] = self.clock().isoformat()
+        await self._record_outcome(row_id, None, base | {"state": SENDING})
+        await self._call_zalo(row_id, user_id, message, base)
+
+    async def _set_unknown(self, row_id: int, user_id: str, why: Exception) -> None:
+        """Zalo could not be asked about a reply cut off by a crash: left for a person."""
+        async with self.r.engine.begin() as conn:
+            payload = (
+                await conn.execute(
+                    sa.select(chat_messages.c.payload).where(chat_messages.c.id == row_id)
+                )
+            ).scalar_one()
+            if (payload or {}).get("state") != SENDING:
+                return  # its worker finished after all
+            error = "cut off by a crash during the OA call: Zalo may have it"
+            await conn.execute(
+                chat_messages.update()
+                .where(chat_messages.c.id == row_id)
+                .values(payload=payload | {"state": UNKNOWN, "error": error})
+            )
+        detail = getattr(why, "detail", None) or str(why)
+        log.warning(
+            "OA reply may have been sent before a crash and Zalo could not be asked; "
+            "not sent again",
+            extra={"user": user_id, "reply_id": row_id, "error": mask_phones_in_text(detail)},
+        )
 
     async def _mark_handled(
         self,
@@ -307,6 +431,40 @@ class Conversations:
 _PHONE_IMAGE = "https://stc-oa.zdn.vn/resource/default/oa-cover.png"
 
 
+def _attempted_at(created_at: datetime, payload: dict[str, Any] | None) -> datetime:
+    """When the reply's last OA call began: its row's time, or a later attempt's."""
+    again = (payload or {}).get("attempted_at")
+    if isinstance(again, str):
+        try:
+            return max(created_at, datetime.fromisoformat(again))
+        except (ValueError, TypeError):
+            pass
+    return created_at
+
+
+def _is_reply(listed: OaListed, text: str, payload: dict[str, Any]) -> bool:
+    """Whether an OA message Zalo lists is this stored reply: the same text (spaces
+    aside); for the phone card, a message that is not a text or that names its title."""
+    if payload.get("card"):
+        title = text.partition("\n")[0].strip()
+        return listed.kind != "text" or bool(title and title in listed.text)
+    return " ".join(listed.text.split()) == " ".join(text.split())
+
+
+def _stored_message(text: str, payload: dict[str, Any]) -> OaText | OaRequestUserInfo:
+    """The OA message a stored bot reply was (ValueError if it cannot be one)."""
+    if payload.get("card") == "request_user_info":
+        title, _, subtitle = text.partition("\n")
+        return OaRequestUserInfo(title, subtitle, _PHONE_IMAGE)
+    stored = payload.get("buttons")
+    buttons = tuple(
+        Button(str(b[0]), str(b[1]))
+        for b in (stored if isinstance(stored, list) else [])
+        if isinstance(b, list) and len(b) == 2
+    )
+    return OaText(text, buttons)
+
+
 async def _send_staff(client: ZaloClient | None, user_id: str, text: str) -> tuple[bool, str]:
     if client is None:
         return False, "Zalo is not configured"
@@ -327,7 +485,12 @@ async def _replies_to(conn: AsyncConnection, event: InboundEvent) -> list[Any]:
         .scalar_subquery()
     )
     rows = await conn.execute(
-        sa.select(chat_messages.c.id, chat_messages.c.payload, chat_messages.c.created_at).where(
+        sa.select(
+            chat_messages.c.id,
+            chat_messages.c.text,
+            chat_messages.c.payload,
+            chat_messages.c.created_at,
+        ).where(
             chat_messages.c.user_id == event.user_id,
             chat_messages.c.direction == "bot",
             chat_messages.c.id > stored,

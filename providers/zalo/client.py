@@ -7,6 +7,7 @@ Wire contracts: ``docs/zalo.md`` (§ OA messages, § ZNS). The client only compo
       ├── ZaloTransport  (transport.py)  one HTTP exchange → raise_for_zalo (errors.py)
       ├── TemplateCache  (zns.py)        ZNS template info, an hour in Redis
       ├── send_oa        OaMessage (oa.py) → ``cs`` → OaSent
+      ├── recent_messages  one page of a user's OA conversation → [OaListed], newest first
       ├── template_info  → ZnsTemplate
       ├── send_zns       checked against the template first (zns.py) → ZnsAccepted
       └── zns_status     → "delivered" | "pending" | "failed"
@@ -23,14 +24,24 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 from redis.asyncio import Redis
 
 from gateway.domain.phones import mask_phone
 from gateway.errors import ProviderError, TemplateRefused, TokenRejected, ValidationFailed
 from gateway.settings import ZaloSettings
 from providers.zalo import zns
-from providers.zalo.errors import OA, ZNS
-from providers.zalo.oa import CS_PATH, OaMessage, OaSent, oa_message_body
+from providers.zalo.errors import LISTED, OA, ZNS
+from providers.zalo.oa import (
+    CONVERSATION_PATH,
+    CS_PATH,
+    MAX_LISTED,
+    OaListed,
+    OaMessage,
+    OaSent,
+    oa_message_body,
+    parse_conversation,
+)
 from providers.zalo.tokens import AccessTokens, TokenStore, appsecret_proof
 from providers.zalo.transport import ZaloTransport
 
@@ -76,6 +87,18 @@ class ZaloClient:
         sent = OaSent(str(data.get("message_id") or ""), str(data.get("user_id") or user_id))
         log.info("zalo oa message sent", extra={"user": user_id, "message_id": sent.message_id})
         return sent
+
+    async def recent_messages(
+        self, user_id: str, count: int = MAX_LISTED, offset: int = 0
+    ) -> list[OaListed]:
+        """One page (at most :data:`MAX_LISTED`) of the OA's conversation with a user,
+        newest first: what the OA sent and what the user wrote (``docs/zalo.md``)."""
+        url = self._settings.oa_base_url.rstrip("/") + CONVERSATION_PATH
+        query = {"user_id": user_id, "offset": max(0, offset), "count": min(count, MAX_LISTED)}
+        data = await self._call(OA, "GET", url, params={"data": orjson.dumps(query).decode()})
+        listed = parse_conversation(data.get(LISTED, data))
+        log.info("zalo oa conversation read", extra={"user": user_id, "listed": len(listed)})
+        return listed
 
     async def template_info(self, template_id: str, *, fresh: bool = False) -> zns.ZnsTemplate:
         """The template's parameters and status, cached in Redis for an hour once it is

@@ -9,6 +9,7 @@ does not depend on Zalo (HTTP 408/5xx/504, failures below HTTP) comes from
 Zalo answer                                            exception (``code``)
 =====================================================  ============================
 ``error`` 0                                            none: ``data`` is returned
+                                                       (a list as ``{"list": data}``)
 -216, -220 (OA token), -124 (ZNS token)                TokenRejected (code)
 -32 (rate limit), HTTP 429                             RateLimited (code, "throttled")
 -230, -232 (outside the 7-day window)                  OutsideWindow (code)
@@ -45,6 +46,8 @@ from providers._http import raise_for_transient_status, retry_after, unreadable_
 OA = "zalo_oa"
 ZNS = "zalo_zns"
 OAUTH = "zalo_oauth"
+# The key a ``data`` that is a list comes back under.
+LISTED = "list"
 
 _TOKEN_CODES = frozenset({"-216", "-220", "-124"})
 _RATE_CODES = frozenset({"-32"})
@@ -96,6 +99,7 @@ def raise_for_zalo(
     api: str, status: int, body: object, *, retry_after_header: str | None = None
 ) -> dict[str, Any]:
     """Return ``data`` of a successful Zalo answer, else raise our error (module table).
+    A ``data`` that is a list is returned as ``{LISTED: data}``.
 
     ``api`` is the provider name put on the error (:data:`OA`, :data:`ZNS`,
     :data:`OAUTH`); ``body`` is the parsed JSON, or None when the body was not JSON. An
@@ -115,6 +119,8 @@ def raise_for_zalo(
         raise PermanentProviderError(api, "answer without a usable error field", "invalid_answer")
     if code == "0":
         data = body.get("data")
+        if isinstance(data, list):  # the OA conversation listing
+            return {LISTED: data}
         return data if isinstance(data, dict) else {}
     said = str(body.get("message") or body.get("error_description") or body.get("error_name") or "")
     detail = f"{_MEANING.get(code, 'unknown error')} (error {code}: {said[:200]})"

@@ -10,6 +10,11 @@ Wire contract: ``docs/zalo.md`` (§ OA messages). Only these shapes are sent::
 
 :func:`oa_message_body` builds the ``message`` object; the call itself is
 :meth:`providers.zalo.client.ZaloClient.send_oa`.
+
+The messages of a conversation with one user (``GET /v2.0/oa/conversation``, newest
+first) are read by :func:`parse_conversation` into :class:`OaListed`; the answer's field
+meanings are **not confirmed** (``docs/zalo.md``), so the parser keeps what it can read
+and skips the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from providers.zalo.transport import int_or_none
+
 CS_PATH = "/v3.0/oa/message/cs"
+CONVERSATION_PATH = "/v2.0/oa/conversation"
+MAX_LISTED = 10  # messages per conversation page (Zalo's limit; not confirmed)
 MAX_TEXT = 2000
 MAX_BUTTONS = 5
 
@@ -90,3 +99,48 @@ def oa_message_body(message: OaMessage) -> dict[str, Any]:
         ]
         body["attachment"] = {"type": "template", "payload": {"buttons": buttons}}
     return body
+
+
+@dataclass(frozen=True, slots=True)
+class OaListed:
+    """One message of an OA conversation as Zalo lists it (fields not confirmed).
+
+    ``from_oa``: sent by the OA (``src`` 0); ``at_ms``: epoch milliseconds, None when
+    unreadable; ``text``: the ``message`` field when it is a string, else empty."""
+
+    message_id: str
+    from_oa: bool
+    at_ms: int | None
+    kind: str
+    text: str
+
+
+def parse_conversation(data: object) -> list[OaListed]:
+    """The messages in a conversation answer's ``data``: a list, or an object holding one
+    (under ``messages``, ``data`` or ``items``). Entries that are not objects, or whose
+    ``src`` is neither 0 nor 1, are skipped; the order is kept (newest first)."""
+    items: object = data
+    if isinstance(data, dict):
+        items = next(
+            (data[k] for k in ("messages", "data", "items") if isinstance(data.get(k), list)), []
+        )
+    if not isinstance(items, list):
+        return []
+    listed = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        src = int_or_none(item.get("src"))
+        if src not in (0, 1):
+            continue
+        message = item.get("message")
+        listed.append(
+            OaListed(
+                message_id=str(item.get("message_id") or item.get("msg_id") or ""),
+                from_oa=src == 0,
+                at_ms=int_or_none(item.get("time")),
+                kind=str(item.get("type") or ""),
+                text=message if isinstance(message, str) else "",
+            )
+        )
+    return listed

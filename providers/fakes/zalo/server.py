@@ -19,6 +19,10 @@ copies, so a wrong path in the client cannot pass against the fake.
   in its parameter's ``NUMBER``/``DATE`` form, -1121 too long, -1122 required missing),
   ``tracking_id``, a phone with a Zalo account (else -118). A repeated ``tracking_id``
   is answered with the first ``msg_id``.
+- ``GET /v2.0/oa/conversation?data={"user_id", "offset", "count"}``: the OA token as
+  for ``cs``; the OA messages it took for that user (``src`` 0, a ``request_user_info``
+  card as ``type`` ``template`` with its title and subtitle as ``message``) and the user's
+  texts (``src`` 1), newest first, ``count`` at most 10 (else -201).
 - ``GET /template/info/v2?template_id=``, ``GET /message/status?message_id=``.
 
 Errors are HTTP 200 with ``{"error": <code>, "message": ...}``. Every API request is in
@@ -44,16 +48,26 @@ from collections.abc import AsyncIterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from aiohttp import web
 
 from providers.fakes.control import DEFAULT_TIME_ZONE, json_object, json_response
 from providers.fakes.zalo.controls import FAKE, add_zalo_controls
-from providers.fakes.zalo.state import WINDOW_SECONDS, ApiCall, FakeTemplate, FakeZalo, SentMessage
+from providers.fakes.zalo.state import (
+    OA_ENDPOINTS,
+    WINDOW_SECONDS,
+    ApiCall,
+    FakeTemplate,
+    FakeZalo,
+    SentMessage,
+)
 
 log = logging.getLogger(__name__)
 
 OAUTH_PATH = "/v4/oa/access_token"
 CS_PATH = "/v3.0/oa/message/cs"
+CONVERSATION_PATH = "/v2.0/oa/conversation"
+MAX_LISTED = 10
 ZNS_SEND_PATH = "/message/template"
 ZNS_TEMPLATE_PATH = "/template/info/v2"
 ZNS_STATUS_PATH = "/message/status"
@@ -92,6 +106,7 @@ def create_app(
     app.cleanup_ctx.append(_close_ctx)
     app.router.add_post(OAUTH_PATH, _access_token)
     app.router.add_post(CS_PATH, _send_cs)
+    app.router.add_get(CONVERSATION_PATH, _conversation)
     app.router.add_post(ZNS_SEND_PATH, _send_zns)
     app.router.add_get(ZNS_TEMPLATE_PATH, _template_info)
     app.router.add_get(ZNS_STATUS_PATH, _message_status)
@@ -164,7 +179,7 @@ async def _api_call(request: web.Request, endpoint: str) -> tuple[str, web.Respo
     mode = fake.take_mode(endpoint)
     token = request.headers.get("access_token", "")
     fake.calls.append(ApiCall(endpoint, token, mode))
-    zns = endpoint != "oa"
+    zns = endpoint not in OA_ENDPOINTS
     if mode == "slow":
         await asyncio.sleep(fake.slow_delay)
     if mode == "http_500":
@@ -207,6 +222,30 @@ async def _send_cs(request: web.Request) -> web.Response:
     if mode == "timeout":
         await asyncio.sleep(fake.timeout_delay)
     return _ok({"message_id": message.message_id, "user_id": user_id})
+
+
+async def _conversation(request: web.Request) -> web.Response:
+    fake = request.app[FAKE]
+    mode, early = await _api_call(request, "conversation")
+    if early is not None:
+        return early
+    try:
+        query = orjson.loads(request.query.get("data", ""))
+    except orjson.JSONDecodeError:
+        query = None
+    if not isinstance(query, dict):
+        return _error(-201, "Parameters are invalid: data is not a JSON object")
+    user_id, offset, count = query.get("user_id"), query.get("offset"), query.get("count")
+    if not isinstance(user_id, str | int) or str(user_id) not in fake.users:
+        return _error(-201, "user_id is invalid")
+    if not isinstance(offset, int) or offset < 0:
+        return _error(-201, "Parameters are invalid: offset")
+    if not isinstance(count, int) or not 1 <= count <= MAX_LISTED:
+        return _error(-201, f"Parameters are invalid: count must be 1 to {MAX_LISTED}")
+    listed = fake.conversation(str(user_id))[offset : offset + count]
+    if mode == "timeout":
+        await asyncio.sleep(fake.timeout_delay)
+    return json_response({"error": 0, "message": "Success", "data": listed})
 
 
 def _cs_problem(fake: FakeZalo, body: dict[str, Any] | None) -> tuple[int, str] | None:

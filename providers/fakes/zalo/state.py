@@ -69,7 +69,9 @@ _DELAY_KEYS = (
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 # Which endpoints a mode applies to (the others leave it for later calls).
 _MODE_SCOPE = {"outside_window": {"oa"}, "no_zalo_account": {"zns"}}
-_API_ENDPOINTS = ("oa", "zns", "template", "status")
+_API_ENDPOINTS = ("oa", "conversation", "zns", "template", "status")
+# The endpoints of the OA API (its token codes: -216, -220); the others are ZNS's.
+OA_ENDPOINTS = frozenset({"oa", "conversation"})
 
 
 @dataclass
@@ -370,7 +372,7 @@ class FakeZalo:
 
     def token_error(self, endpoint: str, token: str, proof: str | None) -> tuple[int, str] | None:
         """The error Zalo gives for this access token on this endpoint, if any."""
-        zns = endpoint != "oa"
+        zns = endpoint not in OA_ENDPOINTS
         expiry = self.access_tokens.get(token)
         if expiry is None:
             return (-124 if zns else -216), "Access token is invalid"
@@ -418,6 +420,37 @@ class FakeZalo:
             for m in self.sent
             if (user_id is not None and m.user_id == user_id) or (m.phone in phones)
         ]
+
+    def conversation(self, user_id: str) -> list[dict[str, Any]]:
+        """The OA's conversation with a user as ``/v2.0/oa/conversation`` lists it, newest
+        first: the OA messages taken for them (``src`` 0) and what they wrote (``src`` 1)."""
+        items: list[tuple[float, int, dict[str, Any]]] = []
+        for order, message in enumerate(self.sent):
+            if message.channel != "oa" or message.user_id != user_id:
+                continue
+            bubble = self._bubble(message)
+            kind = "template" if bubble["request_user_info"] else "text"
+            item = self._listed(message.message_id, 0, message.at, kind, bubble["text"])
+            item |= {"from_id": self.oa_id, "to_id": user_id}
+            items.append((message.at, order, item))
+        for order, action in enumerate(self.inbound):
+            if action.user_id != user_id or action.event_name != "user_send_text":
+                continue
+            item = self._listed(f"in-{order}", 1, action.at, "text", action.text or "")
+            item |= {"from_id": user_id, "to_id": self.oa_id}
+            items.append((action.at, order, item))
+        items.sort(key=lambda entry: (entry[0], entry[2]["src"] == 0, entry[1]), reverse=True)
+        return [item for _at, _order, item in items]
+
+    @staticmethod
+    def _listed(message_id: str, src: int, at: float, kind: str, text: str) -> dict[str, Any]:
+        return {
+            "src": src,
+            "time": int(at * 1000),
+            "type": kind,
+            "message": text,
+            "message_id": message_id,
+        }
 
     def thread(self, user_id: str) -> list[dict[str, Any]]:
         """The user's chat as the page shows it, oldest first.
