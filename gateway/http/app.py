@@ -94,7 +94,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         socket_connect_timeout=2,
         socket_timeout=5,
     )
-    client: Redis = Redis(connection_pool=pool)
+    client: Redis = Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
     app[REDIS] = client
     yield
     await client.aclose()
