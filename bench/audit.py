@@ -44,25 +44,12 @@ from gateway.local.simulator import TZ, OneStopShop
 from gateway.storage import migrate
 from gateway.storage.audit import dossier_codes_page, load_timelines
 from gateway.storage.db import create_engine, parse_database_url
+from gateway.storage.ingest import EVENT_COLUMNS
 from gateway.storage.statistics import MonthRange, agency_statistics
 
 CHUNK = 2000
 TIMER = "/usr/bin/time"
 SOURCE = "bench-onestop"
-EVENT_COLUMNS = (
-    "source_id",
-    "event_id",
-    "type",
-    "dossier_code",
-    "occurred_at",
-    "recorded_at",
-    "actor_id",
-    "actor_name",
-    "superseded",
-    "fingerprint",
-    "body",
-    "answer",
-)
 DOSSIER_COLUMNS = (
     "code",
     "state",

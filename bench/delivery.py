@@ -131,10 +131,12 @@ def _receipts_only(count: int) -> list[dict[str, Any]]:
     return events
 
 
-def notices_per_second(database_url: str, redis_url: str, notices: int = 3000) -> float:
-    """Outbox → fake eSMS through one worker process."""
+def start_stack(
+    database_url: str, redis_url: str, prefix: str
+) -> tuple[dict[str, str], int, int, subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """Migrate, then start the fake vendors (eSMS on a free port) and ``tthc serve``:
+    (environment, gateway port, eSMS port, fake process, gateway process)."""
     port, esms = free_port(), free_port()
-    prefix = f"tthc-bench-{os.getpid()}:"
     env = _env(database_url, redis_url, prefix, port, esms)
     subprocess.run(
         [sys.executable, "-m", "gateway", "migrate"], env=env, check=True, capture_output=True
@@ -144,6 +146,13 @@ def notices_per_second(database_url: str, redis_url: str, notices: int = 3000) -
         env,
     )
     server = _start([sys.executable, "-m", "gateway", "serve"], env)
+    return env, port, esms, fake, server
+
+
+def notices_per_second(database_url: str, redis_url: str, notices: int = 3000) -> float:
+    """Outbox → fake eSMS through one worker process."""
+    prefix = f"tthc-bench-{os.getpid()}:"
+    env, port, esms, fake, server = start_stack(database_url, redis_url, prefix)
     try:
         wait_http(f"http://127.0.0.1:{esms}/_fake/mode")
         _fake_control(esms, {"receipts": "missing"})
@@ -189,28 +198,9 @@ def event_to_sms_latency(
     database_url: str, redis_url: str, events: int = 100
 ) -> tuple[float, float]:
     """(p50, p95) seconds from 202 to the SMS at the fake, at about 10 events/s."""
-    port, esms = free_port(), free_port()
     prefix = f"tthc-bench-lat-{os.getpid()}:"
-    env = _env(database_url, redis_url, prefix, port, esms)
-    subprocess.run(
-        [sys.executable, "-m", "gateway", "migrate"], env=env, check=True, capture_output=True
-    )
-    processes = [
-        _start(
-            [
-                sys.executable,
-                "-m",
-                "providers.fakes",
-                "--esms-port",
-                str(esms),
-                "--speedsms-port",
-                "0",
-            ],
-            env,
-        ),
-        _start([sys.executable, "-m", "gateway", "serve"], env),
-        _start([sys.executable, "-m", "gateway", "worker"], env),
-    ]
+    env, port, esms, fake, server = start_stack(database_url, redis_url, prefix)
+    processes = [fake, server, _start([sys.executable, "-m", "gateway", "worker"], env)]
     try:
         wait_http(f"http://127.0.0.1:{esms}/_fake/mode")
         wait_http(f"http://127.0.0.1:{port}/healthz")

@@ -34,9 +34,8 @@ from redis import Redis
 from rq import Queue
 
 from bench.common import drop_schema, pg_ok, wait_http
-from bench.delivery import SECRET, SOURCE, _env, _fake_control, _fake_messages, _start
+from bench.delivery import SECRET, SOURCE, _fake_control, _fake_messages, _start, start_stack
 from gateway.http.signing import signed_headers_v2
-from gateway.local.redis_server import free_port
 from gateway.local.simulator import OneStopShop
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -183,17 +182,8 @@ def soak(
     database_url: str, redis_url: str, minutes: float, rate: float, every: float
 ) -> tuple[Series, dict[str, int], int]:
     """Run the soak; (RSS series, answers by kind, SMS at the fake)."""
-    port, esms = free_port(), free_port()
     prefix = f"tthc-bench-soak-{os.getpid()}:"
-    env = _env(database_url, redis_url, prefix, port, esms)
-    subprocess.run(
-        [sys.executable, "-m", "gateway", "migrate"], env=env, check=True, capture_output=True
-    )
-    fake = _start(
-        [sys.executable, "-m", "providers.fakes", "--esms-port", str(esms), "--speedsms-port", "0"],
-        env,
-    )
-    server = _start([sys.executable, "-m", "gateway", "serve"], env)
+    env, port, esms, fake, server = start_stack(database_url, redis_url, prefix)
     workers = [_start([sys.executable, "-m", "gateway", "worker"], env) for _ in range(2)]
     processes = [fake, server, *workers]
     try:

@@ -554,7 +554,7 @@ def _merge_consultation(state: _GroupState, code: str, change: ConsultationChang
 
 
 _STATEMENTS = StatementCache()
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "source_id",
     "event_id",
     "type",
@@ -630,7 +630,7 @@ def _binds(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
 
 
 def _events_insert(dialect: Dialect) -> Compiled:
-    return compile_write(insert_statement(events, _EVENT_COLUMNS), _EVENT_COLUMNS, dialect)
+    return compile_write(insert_statement(events, EVENT_COLUMNS), EVENT_COLUMNS, dialect)
 
 
 def _dossiers_insert(dialect: Dialect) -> Compiled:
